@@ -1,0 +1,1 @@
+"""SBML -> symbolic model (sympy) -> JAX functions."""
