@@ -32,7 +32,10 @@ from .simulate import (
 
 
 def _transform(v, codes):
-    return jnp.where(codes == 1, jnp.log(v), jnp.where(codes == 2, jnp.log10(v), v))
+    # Double-where: the log branch of a lin observable must not see v <= 0, or its
+    # (unused) derivative 1/v turns the gradient into NaN.
+    safe = jnp.where(codes == 0, 1.0, v)
+    return jnp.where(codes == 1, jnp.log(safe), jnp.where(codes == 2, jnp.log10(safe), v))
 
 
 def negative_log_likelihood(y_meas, y_sim, sigma, transformation, distribution):

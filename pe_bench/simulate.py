@@ -40,7 +40,7 @@ class SolverOptions:
         pcoeff, icoeff: PID controller coefficients.
     """
 
-    rtol: float = 1e-8
+    rtol: float = 1e-10
     atol: float = 1e-12
     max_steps: int = 100_000
     steady_state_rtol: float = 1e-10
@@ -150,7 +150,7 @@ def unscale(x, scales: np.ndarray):
     return jnp.where(scales == 1, jnp.exp(x), jnp.where(scales == 2, jnp.power(10.0, x), x))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Simulator:
     """Pure simulation of every condition and observable of a problem.
 
@@ -163,11 +163,15 @@ class Simulator:
     options: SolverOptions
 
     def theta(self, x):
-        """All parameter-table values on linear scale, estimated ones taken from ``x``."""
+        """All parameter-table values on linear scale, estimated ones taken from ``x``.
+
+        One extra trailing 0 is appended, so that the index -1 used for "constant" in
+        the mapping arrays stays in range even for a problem with no parameter table.
+        """
         pb = self.problem
         scale_codes = np.array([("lin", "log", "log10").index(s) for s in pb.x_scale], dtype=np.int32)
         est_pos = np.flatnonzero(pb.theta_estimated)
-        theta = jnp.asarray(pb.theta_nominal)
+        theta = jnp.asarray(np.append(pb.theta_nominal, 0.0))
         return theta.at[est_pos].set(unscale(x, scale_codes))
 
     def __call__(self, x) -> dict:
@@ -215,7 +219,7 @@ class Simulator:
             t = jnp.asarray(pb.meas_t[rows])
             xm = states[pb.meas_sim[rows], pb.meas_tidx[rows]].T  # (n_x, n_rows)
             pm = p_sim[pb.meas_sim[rows]].T
-            q = theta[:, None]
+            q = theta[:-1, None]  # without the padding slot
             opm = op_all[rows, : len(obs.observable_placeholders)].T
             npm = np_all[rows, : len(obs.noise_placeholders)].T
             yk = jnp.broadcast_to(fn.observables[k](t, xm, pm, q, opm, npm)[0], (len(rows),))

@@ -242,10 +242,10 @@ def build_problem(
     )
     ids, scales, lower, upper, nominal, estimated = _parameter_arrays(parameter_df, pfile)
     theta_pos = {pid: i for i, pid in enumerate(ids)}
-    has_priors = any(
-        c in parameter_df.columns and parameter_df[c].notna().any()
-        for c in (petab.OBJECTIVE_PRIOR_TYPE, petab.INITIALIZATION_PRIOR_TYPE)
-    ) and (petab.OBJECTIVE_PRIOR_TYPE in parameter_df.columns and parameter_df[petab.OBJECTIVE_PRIOR_TYPE].notna().any())
+    has_priors = bool(
+        petab.OBJECTIVE_PRIOR_TYPE in parameter_df.columns
+        and parameter_df[petab.OBJECTIVE_PRIOR_TYPE].notna().any()
+    )
     notes = []
     if has_priors:
         notes.append("parameter table defines objectivePriorType: priors are ignored (not supported yet)")

@@ -1,0 +1,137 @@
+"""The ``pebench`` command line: parse, call the library, print. No logic lives here."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # XLA's C++ log lines are noise to users
+
+import typer  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from .errors import PeBenchError  # noqa: E402
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Benchmark parameter estimation on SBML/PEtab models.")
+console = Console(soft_wrap=True)
+_state = {"debug": False}
+
+Problem_ = Annotated[str, typer.Argument(help="built-in name, PEtab YAML or folder, SBML file, or fetched BioModels id")]
+Params = Annotated[str, typer.Option("--params", help="nominal | true | FILE.tsv (parameterId, value on linear scale)")]
+
+
+def _user_errors(fn):
+    """Turn a PeBenchError into one line on stderr and exit code 2 (traceback with --debug)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except PeBenchError as exc:
+            if _state["debug"]:
+                raise
+            print(f"error: {exc}", file=sys.stderr)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+@app.callback()
+def main(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks for user errors")] = False) -> None:
+    """Benchmark parameter-estimation strategies on kinetic models."""
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    _state["debug"] = debug
+
+
+@app.command("list")
+@_user_errors
+def list_() -> None:
+    """List the built-in problems."""
+    from .problems.registry import builtin_names
+
+    for name in builtin_names():
+        console.print(name)
+
+
+@app.command()
+@_user_errors
+def info(problem: Problem_, json_: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Sizes, noise models and unsupported features of a problem."""
+    from .problems.registry import resolve
+    from .report import summary
+
+    data = summary(resolve(problem))
+    if json_:
+        print(json.dumps(data))
+        return
+    table = Table(show_header=False)
+    for k, v in data.items():
+        table.add_row(k, ", ".join(v) if isinstance(v, list) else str(v))
+    console.print(table)
+
+
+@app.command()
+@_user_errors
+def evaluate(
+    problem: Problem_,
+    params: Params = "nominal",
+    grad: Annotated[bool, typer.Option("--grad", help="also compute the gradient")] = False,
+    json_: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Evaluate the negative log-likelihood (and gradient) at one parameter vector."""
+    from .problems.registry import resolve
+    from .report import evaluate as run, parameters_from_spec
+
+    pb = resolve(problem)
+    if not pb.has_data:
+        raise PeBenchError(f"problem '{problem}' has no measurements: use 'pebench simulate'")
+    result = run(pb, parameters_from_spec(pb, params), grad=grad)
+    if json_:
+        print(json.dumps(result))
+        return
+    console.print(f"{result['problem']}: llh = {result['llh']:.6f}  nllh = {result['nllh']:.6f}  "
+                  f"status = {result['status']}  ({result['wall_time_s'] * 1e3:.1f} ms, "
+                  f"compile {result['compile_time_s']:.1f} s)")
+    if result["grad"] is not None:
+        for pid, g in zip(result["parameter_ids"], result["grad"], strict=True):
+            console.print(f"  d nllh / d {pid} = {g:.6g}")
+
+
+@app.command()
+@_user_errors
+def simulate(
+    problem: Problem_,
+    out: Annotated[Path, typer.Option("--out", help="FILE.parquet or FILE.csv")],
+    params: Params = "nominal",
+) -> None:
+    """Simulate observables and states at the measurement times of every condition."""
+    from .problems.registry import resolve
+    from .report import parameters_from_spec, simulation_table, write_table
+
+    pb = resolve(problem)
+    path = write_table(simulation_table(pb, parameters_from_spec(pb, params)), out)
+    console.print(f"wrote {path}")
+
+
+@app.command()
+@_user_errors
+def fetch(
+    model_id: Annotated[str, typer.Argument(help="BioModels id, e.g. BIOMD0000000916")],
+    base_url: Annotated[str | None, typer.Option("--base-url", help="BioModels REST base URL")] = None,
+    force: Annotated[bool, typer.Option("--force", help="download even if cached")] = False,
+) -> None:
+    """Download a curated SBML model from BioModels into the cache."""
+    from .problems.biomodels import fetch as run
+
+    console.print(f"cached {run(model_id, base=base_url, force=force)}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,195 @@
+"""Library side of the CLI's problem commands: pick parameters, evaluate, simulate, summarise.
+
+Everything here returns plain data (dicts, DataFrames); the CLI only prints it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from .errors import PeBenchError, ProblemSpecError
+from .objective import Objective
+from .problems.base import Problem, to_scale
+from .simulate import STATUS_NAMES, Simulator, SolverOptions, model_functions
+
+
+def parameters_from_spec(problem: Problem, spec: str) -> np.ndarray:
+    """The estimated-parameter vector ``x`` (estimation scale) that ``spec`` names.
+
+    Args:
+        problem: the problem.
+        spec: ``nominal`` (the parameter table's nominalValue), ``true`` (the problem's
+            known true parameters) or a TSV file with columns ``parameterId`` and
+            ``value`` (linear scale, like nominalValue); parameters it does not list
+            keep their nominal values.
+
+    Raises:
+        ProblemSpecError: unknown spec, missing file, bad columns, unknown ids, NaN.
+    """
+    if spec == "nominal":
+        return problem.x_nominal
+    if spec == "true":
+        if problem.x_true is None:
+            raise ProblemSpecError(f"problem '{problem.name}' has no true parameters; use nominal or a file")
+        return problem.x_true
+    path = Path(spec)
+    if not path.is_file():
+        raise ProblemSpecError(f"{spec}: not 'nominal', 'true' or an existing parameter TSV file")
+    df = pd.read_csv(path, sep="\t")
+    for col in ("parameterId", "value"):
+        if col not in df.columns:
+            raise ProblemSpecError(f"{path}: required column '{col}' is missing")
+    values = dict(zip(problem.x_ids, problem.theta_nominal[problem.theta_estimated], strict=True))
+    for pid, v in zip(df["parameterId"], df["value"], strict=True):
+        if pid not in values:
+            raise ProblemSpecError(f"{path}: parameter '{pid}' is not estimated in problem '{problem.name}'")
+        if not math.isfinite(float(v)):
+            raise ProblemSpecError(f"{path}: parameter '{pid}' has value {v}")
+        values[pid] = float(v)
+    return to_scale(np.array([values[i] for i in problem.x_ids]), problem.x_scale)
+
+
+def evaluate(problem: Problem, x: np.ndarray, grad: bool = False, options: SolverOptions | None = None) -> dict:
+    """Evaluate the objective once; compile time is measured apart from the evaluation.
+
+    Returns:
+        A dict with ``problem``, ``parameter_ids``, ``x``, ``llh``, ``nllh``, ``grad``
+        (of nllh w.r.t. x, or None), ``status``, ``wall_time_s``, ``compile_time_s``.
+    """
+    objective = Objective(problem, options or SolverOptions())
+    fn = objective._value_and_grad if grad else objective._value
+    xj = jnp.asarray(x, dtype=jnp.float64)
+    t0 = time.perf_counter()
+    compiled = fn.lower(xj).compile()
+    compile_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    out = jax.block_until_ready(compiled(xj))
+    wall = time.perf_counter() - t0
+    (value, status), g = out if grad else (out, None)
+    value = float(value)
+    return {
+        "problem": problem.name,
+        "parameter_ids": problem.x_ids,
+        "x": [float(v) for v in x],
+        "llh": -value,
+        "nllh": value,
+        "grad": None if g is None else [float(v) for v in np.asarray(g)],
+        "status": STATUS_NAMES[int(status)],
+        "wall_time_s": wall,
+        "compile_time_s": compile_s,
+    }
+
+
+def simulation_table(problem: Problem, x: np.ndarray, options: SolverOptions | None = None) -> pd.DataFrame:
+    """Observables (at the measurements) and states (at the output times), long format.
+
+    Columns: ``kind`` (observable/state), ``id``, ``preequilibrationConditionId``,
+    ``simulationConditionId``, ``time``, ``simulation``, ``measurement`` and ``sigma``
+    (observables only; NaN for states).
+
+    Raises:
+        PeBenchError: the integration failed.
+    """
+    simulator = Simulator(problem, model_functions(problem), options or SolverOptions())
+    out = jax.jit(simulator)(jnp.asarray(x, dtype=jnp.float64))
+    if not bool(out["ok"]):
+        raise PeBenchError(f"problem '{problem.name}': integration failed at these parameters")
+    cond = problem.condition_ids
+    pre_ids = ["" if p < 0 else cond[p] for p in problem.sim_preeq]
+    sim_ids = [cond[c] for c in problem.sim_cond]
+    frames = []
+    if problem.has_data:
+        frames.append(
+            pd.DataFrame(
+                {
+                    "kind": "observable",
+                    "id": [problem.observables[k].id for k in problem.meas_obs],
+                    "preequilibrationConditionId": [pre_ids[s] for s in problem.meas_sim],
+                    "simulationConditionId": [sim_ids[s] for s in problem.meas_sim],
+                    "time": problem.meas_t,
+                    "simulation": np.asarray(out["y"]),
+                    "measurement": problem.meas_y,
+                    "sigma": np.asarray(out["sigma"]),
+                }
+            )
+        )
+    states = np.asarray(out["states"])
+    for s in range(len(sim_ids)):
+        ts, n_t = problem.sim_ts[s], len(np.unique(problem.sim_ts[s]))
+        for j, sid in enumerate(problem.model.state_ids):
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "kind": "state",
+                        "id": sid,
+                        "preequilibrationConditionId": pre_ids[s],
+                        "simulationConditionId": sim_ids[s],
+                        "time": ts[:n_t],
+                        "simulation": states[s, :n_t, j],
+                        "measurement": np.nan,
+                        "sigma": np.nan,
+                    }
+                )
+            )
+    return pd.concat(frames, ignore_index=True)
+
+
+def write_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write ``df`` as Parquet or CSV (by suffix), atomically: a temp file renamed into place.
+
+    Raises:
+        ProblemSpecError: unknown suffix, missing folder, or the path is a directory.
+    """
+    path = Path(path)
+    if path.suffix not in (".parquet", ".csv"):
+        raise ProblemSpecError(f"{path}: output must end in .parquet or .csv")
+    if path.is_dir():
+        raise ProblemSpecError(f"{path}: is a directory")
+    if not path.parent.is_dir():
+        raise ProblemSpecError(f"{path}: folder {path.parent} does not exist")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix + ".part")
+    os.close(fd)
+    try:
+        if path.suffix == ".parquet":
+            df.to_parquet(tmp, index=False)
+        else:
+            df.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def summary(problem: Problem) -> dict:
+    """Sizes, noise models and caveats of a problem (for ``pebench info``)."""
+    m = problem.model
+    noise = sorted({f"{o.noise_distribution}/{o.transformation}" for o in problem.observables})
+    return {
+        "problem": problem.name,
+        "source": problem.source,
+        "model_id": m.model_id,
+        "species": len(m.species_ids),
+        "states": len(m.state_ids),
+        "reactions": m.n_reactions,
+        "model_parameters": len(m.parameter_ids),
+        "parameters_estimated": len(problem.x_ids),
+        "parameters_in_table": len(problem.theta_ids),
+        "conditions": len(problem.condition_ids),
+        "simulations": len(problem.sim_cond),
+        "preequilibration": bool((problem.sim_preeq >= 0).any()),
+        "observables": len(problem.observables),
+        "measurements": len(problem.meas_y),
+        "noise_models": noise,
+        "true_parameters": problem.true_parameters is not None,
+        "unsupported": problem.notes,
+    }

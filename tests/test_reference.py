@@ -1,0 +1,124 @@
+"""The objective against the benchmark collection's published values (independent references)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from helpers import SHARED, reference, reference_ids, shared_objective, yaml_of
+
+from pe_bench.objective import Objective
+from pe_bench.problems.petab_io import load_petab
+from pe_bench.simulate import SolverOptions
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("problem_id", reference_ids())
+def test_nominal_llh_matches_reference(problem_id):
+    ref = float(reference().loc[problem_id, "llh_at_nominal"])
+    objective = shared_objective(problem_id)
+    nllh, status = objective.value(objective.problem.x_nominal)
+    assert status == 0
+    assert abs(-nllh - ref) <= max(1e-3, 1e-4 * abs(ref)), (-nllh, ref)
+
+
+def _grouped(obs_ids, times, values) -> dict[tuple[str, float], np.ndarray]:
+    """Values per (observable, time), sorted: a permutation-invariant view of a table."""
+    t = [float(f"{v:.6g}") for v in np.asarray(times, float)]  # tables round times differently
+    df = pd.DataFrame({"o": list(obs_ids), "t": t, "v": np.asarray(values, float)})
+    return {k: np.sort(g["v"].to_numpy()) for k, g in df.groupby(["o", "t"])}
+
+
+#: simulatedData tables that disagree with the collection's own REFERENCE.tsv: their
+#: values, put into the likelihood, give an llh far from the reference, which our
+#: simulation reproduces to 1e-5 (see test_stale_simulated_data_contradicts_reference).
+STALE_SIMULATED_DATA = {
+    "Fujita_SciSignal2010": "llh(simulatedData) = 52.84 vs reference 53.08",
+    "Zheng_PNAS2012": "llh(simulatedData) = 308.33 vs reference 278.33",
+}
+
+
+@pytest.mark.parametrize(
+    "problem_id",
+    [
+        pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=STALE_SIMULATED_DATA[p]))
+        if p in STALE_SIMULATED_DATA
+        else p
+        for p in reference_ids()
+    ],
+)
+def test_simulated_observables_match_collection(problem_id):
+    # The collection's simulatedData tables name conditions and noise parameters as an
+    # older version of the problem did, so rows are matched per (observable, time),
+    # comparing the sorted values of each group.
+    objective = shared_objective(problem_id)
+    pb = objective.problem
+    sim = objective.simulate(pb.x_nominal)
+    expected = pd.read_csv(SHARED / problem_id / f"simulatedData_{problem_id}.tsv", sep="\t")
+    assert len(expected) == len(pb.meas_y)
+    want = _grouped(expected["observableId"], expected["time"], expected["simulation"])
+    got = _grouped([pb.observables[k].id for k in pb.meas_obs], pb.meas_t, sim["y"])
+    assert want.keys() == got.keys()
+    scale = np.max(np.abs(expected["simulation"]))
+    for key, values in want.items():
+        np.testing.assert_allclose(got[key], values, rtol=1e-4, atol=1e-6 * scale, err_msg=str(key))
+
+
+@pytest.mark.parametrize("problem_id", sorted(STALE_SIMULATED_DATA))
+def test_stale_simulated_data_contradicts_reference(problem_id):
+    # Rows of these tables follow the measurement table, so the simulated values can be put
+    # straight into PEtab's likelihood (computed by the petab library, not by pe_bench).
+    import petab.v1 as petab
+
+    pb = load_petab(yaml_of(problem_id))
+    stale = pd.read_csv(SHARED / problem_id / f"simulatedData_{problem_id}.tsv", sep="\t")
+    ours = shared_objective(problem_id).simulate(pb.x_nominal)
+    problem = petab.Problem.from_yaml(str(yaml_of(problem_id)))
+    ref = float(reference().loc[problem_id, "llh_at_nominal"])
+
+    def llh(values):
+        sim_df = problem.measurement_df.copy()
+        sim_df = sim_df.rename(columns={"measurement": "simulation"})
+        sim_df["simulation"] = values
+        return petab.calculate_llh(
+            problem.measurement_df, sim_df, problem.observable_df, problem.parameter_df
+        )
+
+    assert abs(llh(ours["y"]) - ref) <= max(1e-3, 1e-4 * abs(ref))
+    assert abs(llh(stale["simulation"].to_numpy()) - ref) > 0.1
+
+
+def test_perelson_imports_and_evaluates():
+    pb = load_petab(SHARED / "Perelson_Science1996" / "Perelson_Science1996.yaml")
+    assert len(pb.x_ids) == 3
+    nllh, status = Objective(pb).value(pb.x_nominal)
+    assert status == 0
+    assert np.isfinite(nllh)
+
+
+@pytest.mark.parametrize(
+    "problem_id", ["Boehm_JProteomeRes2014", "Bruno_JExpBot2016", "Fiedler_BMCSystBiol2016", "Brannmark_JBC2010"]
+)
+def test_gradient_matches_central_differences(problem_id):
+    # Away from the optimum (gradients well above solver noise) and at tight tolerances,
+    # so that central differences are accurate to ~1e-6 relative.
+    pb = load_petab(yaml_of(problem_id))
+    objective = Objective(pb, SolverOptions(rtol=1e-12, atol=1e-14))
+    lower, upper = pb.bounds
+    x = np.clip(pb.x_nominal + 0.1, lower, upper - 1e-3)
+    nllh, grad, status = objective.value_and_grad(x)
+    assert status == 0
+    h = 1e-4
+    fd = np.empty_like(x)
+    for i in range(len(x)):
+        e = np.zeros_like(x)
+        e[i] = h
+        fd[i] = (objective(x + e) - objective(x - e)) / (2 * h)
+    np.testing.assert_allclose(grad, fd, rtol=1e-3, atol=1e-4 * max(1.0, np.max(np.abs(fd))))
+
+
+def test_load_is_repeatable_and_from_yaml_path_only():
+    # The objective depends on the files only: loading twice gives the same value.
+    pb1 = load_petab(yaml_of("Boehm_JProteomeRes2014"))
+    pb2 = load_petab(yaml_of("Boehm_JProteomeRes2014"))
+    assert pb1.x_ids == pb2.x_ids
+    np.testing.assert_array_equal(pb1.meas_y, pb2.meas_y)
