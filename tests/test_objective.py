@@ -1,0 +1,78 @@
+"""Likelihood formula, batching, failures as data, jit hygiene."""
+
+import itertools
+
+import jax.numpy as jnp
+import numpy as np
+import petab.v1 as petab
+import pytest
+
+from pe_bench.objective import Objective, negative_log_likelihood
+from pe_bench.problems.registry import resolve
+from pe_bench.simulate import STATUS_INTEGRATION_FAILED, SolverOptions
+
+
+@pytest.mark.parametrize(
+    ("transformation", "distribution"), list(itertools.product(["lin", "log", "log10"], ["normal", "laplace"]))
+)
+def test_likelihood_terms_match_petab(transformation, distribution):
+    # petab's reference implementation returns the log-density of the untransformed
+    # measurement (Jacobian of log/log10 included), as PEtab v1 defines the likelihood.
+    rng = np.random.default_rng(0)
+    meas = rng.uniform(0.5, 3.0, 7)
+    sim = rng.uniform(0.5, 3.0, 7)
+    sigma = rng.uniform(0.1, 1.0, 7)
+    t = np.full(7, ["lin", "log", "log10"].index(transformation))
+    d = np.full(7, ["normal", "laplace"].index(distribution))
+    ours = float(negative_log_likelihood(meas, sim, sigma, t, d))
+    expected = -sum(
+        petab.calculate_single_llh(m, s, transformation, distribution, sd)
+        for m, s, sd in zip(meas, sim, sigma, strict=True)
+    )
+    np.testing.assert_allclose(ours, expected, rtol=1e-12)
+
+
+def test_log10_normal_closed_form():
+    # One measurement, log10-normal: -log p(m) with p the density of m itself.
+    m, y, sd = 2.0, 1.5, 0.3
+    r = np.log10(m) - np.log10(y)
+    expected = 0.5 * np.log(2 * np.pi * sd**2) + 0.5 * (r / sd) ** 2 + np.log(m * np.log(10))
+    got = float(negative_log_likelihood(np.array([m]), np.array([y]), np.array([sd]), np.array([2]), np.array([0])))
+    np.testing.assert_allclose(got, expected, rtol=1e-14)
+
+
+@pytest.fixture(scope="module")
+def cortisol():
+    return Objective(resolve("cortisol"))
+
+
+def test_batch_equals_single_calls(cortisol):
+    rng = np.random.default_rng(1)
+    lo, hi = cortisol.problem.bounds
+    xs = cortisol.problem.x_true + rng.normal(0, 0.05, (4, cortisol.n_par))
+    values, status = cortisol.batch(np.clip(xs, lo, hi))
+    single = [cortisol(np.clip(x, lo, hi)) for x in xs]
+    np.testing.assert_allclose(values, single, rtol=1e-10)
+    assert (status == 0).all()
+
+
+def test_failed_integration_is_inf_with_status_inside_a_batch():
+    objective = Objective(resolve("cortisol"), SolverOptions(max_steps=3))
+    xs = np.tile(objective.problem.x_true, (3, 1))
+    values, status = objective.batch(xs)  # must not raise
+    assert np.isinf(values).all()
+    assert (status == STATUS_INTEGRATION_FAILED).all()
+    value, grad, s = objective.value_and_grad(xs[0])  # nor here
+    assert np.isinf(value) and s == STATUS_INTEGRATION_FAILED
+
+
+def test_new_parameter_values_do_not_recompile(cortisol):
+    x = cortisol.problem.x_true
+    cortisol.value(x)
+    cortisol.value(x + 0.01)
+    cortisol.value(jnp.asarray(x - 0.01))
+    assert cortisol._value._cache_size() == 1
+    cortisol.batch(np.stack([x, x + 0.1]))
+    compiled = cortisol._batch._cache_size()
+    cortisol.batch(np.stack([x, x - 0.1]))
+    assert cortisol._batch._cache_size() == compiled  # same batch shape: no new compilation
