@@ -11,8 +11,14 @@ _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from .errors import (  # noqa: E402
     ModelImportError as ModelImportError,
+)
+from .errors import (
     PeBenchError as PeBenchError,
+)
+from .errors import (
     ProblemSpecError as ProblemSpecError,
+)
+from .errors import (
     UnsupportedFeatureError as UnsupportedFeatureError,
 )
 from .objective import Objective as Objective  # noqa: E402

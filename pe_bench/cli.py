@@ -17,12 +17,18 @@ from rich.table import Table  # noqa: E402
 
 from .errors import PeBenchError  # noqa: E402
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Benchmark parameter estimation on SBML/PEtab models.")
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="Benchmark parameter estimation on SBML/PEtab models."
+)
 console = Console(soft_wrap=True)
 _state = {"debug": False}
 
-Problem_ = Annotated[str, typer.Argument(help="built-in name, PEtab YAML or folder, SBML file, or fetched BioModels id")]
-Params = Annotated[str, typer.Option("--params", help="nominal | true | FILE.tsv (parameterId, value on linear scale)")]
+Problem_ = Annotated[
+    str, typer.Argument(help="built-in name, PEtab YAML or folder, SBML file, or fetched BioModels id")
+]
+Params = Annotated[
+    str, typer.Option("--params", help="nominal | true | FILE.tsv (parameterId, value on linear scale)")
+]
 
 
 def _user_errors(fn):
@@ -42,7 +48,9 @@ def _user_errors(fn):
 
 
 @app.callback()
-def main(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks for user errors")] = False) -> None:
+def main(
+    debug: Annotated[bool, typer.Option("--debug", help="show tracebacks for user errors")] = False,
+) -> None:
     """Benchmark parameter-estimation strategies on kinetic models."""
     import jax
 
@@ -87,7 +95,8 @@ def evaluate(
 ) -> None:
     """Evaluate the negative log-likelihood (and gradient) at one parameter vector."""
     from .problems.registry import resolve
-    from .report import evaluate as run, parameters_from_spec
+    from .report import evaluate as run
+    from .report import parameters_from_spec
 
     pb = resolve(problem)
     if not pb.has_data:
@@ -96,9 +105,11 @@ def evaluate(
     if json_:
         print(json.dumps(result))
         return
-    console.print(f"{result['problem']}: llh = {result['llh']:.6f}  nllh = {result['nllh']:.6f}  "
-                  f"status = {result['status']}  ({result['wall_time_s'] * 1e3:.1f} ms, "
-                  f"compile {result['compile_time_s']:.1f} s)")
+    console.print(
+        f"{result['problem']}: llh = {result['llh']:.6f}  nllh = {result['nllh']:.6f}  "
+        f"status = {result['status']}  ({result['wall_time_s'] * 1e3:.1f} ms, "
+        f"compile {result['compile_time_s']:.1f} s)"
+    )
     if result["grad"] is not None:
         for pid, g in zip(result["parameter_ids"], result["grad"], strict=True):
             console.print(f"  d nllh / d {pid} = {g:.6g}")

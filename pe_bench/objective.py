@@ -42,7 +42,9 @@ def negative_log_likelihood(y_meas, y_sim, sigma, transformation, distribution):
     """Sum of PEtab v1 negative log-likelihood terms.
 
     Args:
-        y_meas, y_sim, sigma: (n_m,) measured values, simulated values, noise parameters.
+        y_meas: (n_m,) measured values.
+        y_sim: (n_m,) simulated values.
+        sigma: (n_m,) noise parameters (standard deviation, or scale for laplace).
         transformation: (n_m,) codes 0 lin, 1 log, 2 log10.
         distribution: (n_m,) codes 0 normal, 1 laplace.
 
@@ -111,12 +113,12 @@ class Objective:
         return jnp.where(status == STATUS_OK, value, jnp.inf), status
 
     def value(self, x) -> tuple[float, int]:
-        """nllh and status at ``x``."""
+        """Nllh and status at ``x``."""
         v, s = self._value(jnp.asarray(x, dtype=jnp.float64))
         return float(v), int(s)
 
     def __call__(self, x) -> float:
-        """nllh at ``x`` (+inf on failure)."""
+        """Nllh at ``x`` (+inf on failure)."""
         return self.value(x)[0]
 
     def value_and_grad(self, x) -> tuple[float, np.ndarray, int]:
@@ -125,7 +127,7 @@ class Objective:
         return float(v), np.asarray(g), int(s)
 
     def batch(self, xs) -> tuple[np.ndarray, np.ndarray]:
-        """nllh and status for each row of ``xs`` (n, n_par), in one compiled call."""
+        """Nllh and status for each row of ``xs`` (n, n_par), in one compiled call."""
         v, s = self._batch(jnp.asarray(xs, dtype=jnp.float64))
         return np.asarray(v), np.asarray(s)
 

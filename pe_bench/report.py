@@ -58,7 +58,9 @@ def parameters_from_spec(problem: Problem, spec: str) -> np.ndarray:
     return to_scale(np.array([values[i] for i in problem.x_ids]), problem.x_scale)
 
 
-def evaluate(problem: Problem, x: np.ndarray, grad: bool = False, options: SolverOptions | None = None) -> dict:
+def evaluate(
+    problem: Problem, x: np.ndarray, grad: bool = False, options: SolverOptions | None = None
+) -> dict:
     """Evaluate the objective once; compile time is measured apart from the evaluation.
 
     Returns:

@@ -24,7 +24,11 @@ from .problems.base import Problem
 STATUS_OK = 0
 STATUS_INTEGRATION_FAILED = 1
 STATUS_NONFINITE = 2
-STATUS_NAMES = {STATUS_OK: "ok", STATUS_INTEGRATION_FAILED: "integration_failed", STATUS_NONFINITE: "nonfinite"}
+STATUS_NAMES = {
+    STATUS_OK: "ok",
+    STATUS_INTEGRATION_FAILED: "integration_failed",
+    STATUS_NONFINITE: "nonfinite",
+}
 
 
 @dataclass(frozen=True)

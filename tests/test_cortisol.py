@@ -40,8 +40,16 @@ def test_simulation_matches_lsoda_and_analytic_x1():
     ts, states = _states(pb, pb.x_true)
     # State order in the model: X1..X5 as declared.
     order = [pb.model.state_ids.index(s) for s in ["X1", "X2", "X3", "X4", "X5"]]
-    ref = solve_ivp(_rhs, (0, ts[-1]), [1, 0, 0, 0, 0], method="LSODA", t_eval=ts,
-                    args=tuple(TRUE.values()), rtol=1e-12, atol=1e-14)
+    ref = solve_ivp(
+        _rhs,
+        (0, ts[-1]),
+        [1, 0, 0, 0, 0],
+        method="LSODA",
+        t_eval=ts,
+        args=tuple(TRUE.values()),
+        rtol=1e-12,
+        atol=1e-14,
+    )
     assert ref.success
     np.testing.assert_allclose(states[:, order], ref.y.T, rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(states[:, order[0]], np.exp(-TRUE["K3"] * ts), rtol=1e-7, atol=1e-10)
@@ -52,8 +60,16 @@ def test_simulation_at_other_parameters_matches_lsoda():
     params = {"K1": 0.5, "K2": 7.0, "K3": 2.0, "K4": 0.3, "K5": 40.0}
     x = np.log10(list(params.values()))
     ts, states = _states(pb, x)
-    ref = solve_ivp(_rhs, (0, ts[-1]), [1, 0, 0, 0, 0], method="LSODA", t_eval=ts,
-                    args=tuple(params.values()), rtol=1e-12, atol=1e-14)
+    ref = solve_ivp(
+        _rhs,
+        (0, ts[-1]),
+        [1, 0, 0, 0, 0],
+        method="LSODA",
+        t_eval=ts,
+        args=tuple(params.values()),
+        rtol=1e-12,
+        atol=1e-14,
+    )
     order = [pb.model.state_ids.index(s) for s in ["X1", "X2", "X3", "X4", "X5"]]
     np.testing.assert_allclose(states[:, order], ref.y.T, rtol=1e-6, atol=1e-9)
 

@@ -13,7 +13,8 @@ from pe_bench.simulate import STATUS_INTEGRATION_FAILED, SolverOptions
 
 
 @pytest.mark.parametrize(
-    ("transformation", "distribution"), list(itertools.product(["lin", "log", "log10"], ["normal", "laplace"]))
+    ("transformation", "distribution"),
+    list(itertools.product(["lin", "log", "log10"], ["normal", "laplace"])),
 )
 def test_likelihood_terms_match_petab(transformation, distribution):
     # petab's reference implementation returns the log-density of the untransformed
@@ -37,7 +38,9 @@ def test_log10_normal_closed_form():
     m, y, sd = 2.0, 1.5, 0.3
     r = np.log10(m) - np.log10(y)
     expected = 0.5 * np.log(2 * np.pi * sd**2) + 0.5 * (r / sd) ** 2 + np.log(m * np.log(10))
-    got = float(negative_log_likelihood(np.array([m]), np.array([y]), np.array([sd]), np.array([2]), np.array([0])))
+    got = float(
+        negative_log_likelihood(np.array([m]), np.array([y]), np.array([sd]), np.array([2]), np.array([0]))
+    )
     np.testing.assert_allclose(got, expected, rtol=1e-14)
 
 

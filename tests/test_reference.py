@@ -96,7 +96,8 @@ def test_perelson_imports_and_evaluates():
 
 
 @pytest.mark.parametrize(
-    "problem_id", ["Boehm_JProteomeRes2014", "Bruno_JExpBot2016", "Fiedler_BMCSystBiol2016", "Brannmark_JBC2010"]
+    "problem_id",
+    ["Boehm_JProteomeRes2014", "Bruno_JExpBot2016", "Fiedler_BMCSystBiol2016", "Brannmark_JBC2010"],
 )
 def test_gradient_matches_central_differences(problem_id):
     # Away from the optimum (gradients well above solver noise) and at tight tolerances,

@@ -59,7 +59,9 @@ def test_feature_model_matches_scipy(tmp_path):
     states = np.asarray(out["states"][0])
     order = [pb.model.state_ids.index(s) for s in ["A", "B", "S", "r"]]
     x0 = [1.0, 0.5, 2 * K1, 0.0]
-    ref = solve_ivp(reference_rhs, (0, 8), x0, method="LSODA", t_eval=ts, rtol=1e-12, atol=1e-12, max_step=1e-3)
+    ref = solve_ivp(
+        reference_rhs, (0, 8), x0, method="LSODA", t_eval=ts, rtol=1e-12, atol=1e-12, max_step=1e-3
+    )
     assert ref.success
     np.testing.assert_allclose(states[:, order], ref.y.T, rtol=1e-5, atol=1e-7)
 

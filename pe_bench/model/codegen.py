@@ -25,6 +25,7 @@ def jax_function(args: Sequence, exprs: Sequence[sp.Expr]) -> Callable:
     """
     exprs = list(exprs)
     if not exprs:
+
         def empty(*values):
             return jnp.zeros((0,))
 

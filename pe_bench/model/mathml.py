@@ -155,6 +155,4 @@ def ast_to_sympy(ast: libsbml.ASTNode, symbols: dict[str, sp.Symbol], where: str
         raise UnsupportedFeatureError(
             f"not supported yet: function '{ast.getName()}' could not be expanded in {where}"
         )
-    raise UnsupportedFeatureError(
-        f"not supported yet: MathML element '{ast.getName() or t}' in {where}"
-    )
+    raise UnsupportedFeatureError(f"not supported yet: MathML element '{ast.getName() or t}' in {where}")

@@ -108,13 +108,9 @@ def _check_supported(model: libsbml.Model, where: str) -> None:
     for i in range(model.getNumReactions()):
         rx = model.getReaction(i)
         if rx.isSetFast() and rx.getFast():
-            raise UnsupportedFeatureError(
-                f"not supported yet: fast reaction '{rx.getId()}' in {where}"
-            )
+            raise UnsupportedFeatureError(f"not supported yet: fast reaction '{rx.getId()}' in {where}")
         for j in range(rx.getNumReactants() + rx.getNumProducts()):
-            ref = rx.getReactant(j) if j < rx.getNumReactants() else rx.getProduct(
-                j - rx.getNumReactants()
-            )
+            ref = rx.getReactant(j) if j < rx.getNumReactants() else rx.getProduct(j - rx.getNumReactants())
             if ref.isSetStoichiometryMath() or (ref.isSetId() and not ref.getConstant()):
                 raise UnsupportedFeatureError(
                     f"not supported yet: variable stoichiometry of '{ref.getSpecies()}' in "
@@ -287,9 +283,7 @@ def symbolic_model(
 
     # Initial state: closed form in parameters (initial values may refer to each other and
     # to assignment rules evaluated at t = 0).
-    x0_resolved = _substitute_to_fixpoint(
-        {**x0_raw, **{k: v for k, v in derived.items()}}, symbols, where
-    )
+    x0_resolved = _substitute_to_fixpoint({**x0_raw, **{k: v for k, v in derived.items()}}, symbols, where)
     x0 = [x0_resolved[sid].xreplace({TIME: sp.Integer(0)}) for sid in state_ids]
     return SymbolicModel(
         source=where,

@@ -40,11 +40,14 @@ def _get(url: str) -> bytes:
         with urllib.request.urlopen(url, timeout=TIMEOUT_S) as resp:
             return resp.read()
     except urllib.error.HTTPError as exc:
+        exc.close()  # an HTTPError holds the open response
         raise FetchError(f"{url}: HTTP {exc.code} {exc.reason}") from exc
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise FetchError(f"{url}: cannot reach BioModels ({reason}); are you offline? "
-                         "Set --base-url or $PE_BENCH_BIOMODELS_URL for a mirror") from exc
+        raise FetchError(
+            f"{url}: cannot reach BioModels ({reason}); are you offline? "
+            "Set --base-url or $PE_BENCH_BIOMODELS_URL for a mirror"
+        ) from exc
 
 
 def fetch(model_id: str, base: str | None = None, force: bool = False) -> Path:

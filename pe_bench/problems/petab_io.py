@@ -139,7 +139,9 @@ def _parameter_arrays(parameter_df: pd.DataFrame, file: str):
     for pid, row in parameter_df.iterrows():
         scale = row[petab.PARAMETER_SCALE]
         if scale not in SCALES:
-            raise ProblemSpecError(f"{file}: parameter '{pid}': parameterScale '{scale}' is not lin, log or log10")
+            raise ProblemSpecError(
+                f"{file}: parameter '{pid}': parameterScale '{scale}' is not lin, log or log10"
+            )
         est = row[petab.ESTIMATE]
         if est not in (0, 1) and str(est) not in ("0", "1"):
             raise ProblemSpecError(f"{file}: parameter '{pid}': estimate must be 0 or 1, not '{est}'")
@@ -149,9 +151,7 @@ def _parameter_arrays(parameter_df: pd.DataFrame, file: str):
             if not (math.isfinite(lo) and math.isfinite(hi)):
                 raise ProblemSpecError(f"{file}: parameter '{pid}': estimated parameters need finite bounds")
             if lo > hi:
-                raise ProblemSpecError(
-                    f"{file}: parameter '{pid}': lowerBound {lo:g} > upperBound {hi:g}"
-                )
+                raise ProblemSpecError(f"{file}: parameter '{pid}': lowerBound {lo:g} > upperBound {hi:g}")
             if scale != "lin" and lo <= 0:
                 raise ProblemSpecError(
                     f"{file}: parameter '{pid}': lowerBound {lo:g} must be > 0 on {scale} scale"
@@ -270,6 +270,7 @@ def build_problem(
 
     # Conditions and simulations.
     preeq_col = petab.PREEQUILIBRATION_CONDITION_ID
+
     def _preeq(row) -> str:
         v = row.get(preeq_col, "") if preeq_col in measurement_df.columns else ""
         return "" if (v is None or (isinstance(v, float) and math.isnan(v))) else str(v)
@@ -338,8 +339,7 @@ def build_problem(
         unset = (cond_p_index[:, j] < 0) & ~np.isfinite(cond_p_const[:, j])
         if unset.any():
             raise ProblemSpecError(
-                f"{model.source}: parameter '{pid}' has no value and is set neither in {cfile} "
-                f"nor in {pfile}"
+                f"{model.source}: parameter '{pid}' has no value and is set neither in {cfile} nor in {pfile}"
             )
 
     # Observables.
@@ -385,21 +385,29 @@ def build_problem(
     for m, (_, row) in enumerate(measurement_df.iterrows()):
         oid = row[petab.OBSERVABLE_ID]
         where = f"{mfile}: data row {m + 1} ({oid})"
-        idx, const = _overrides(row.get(petab.OBSERVABLE_PARAMETERS), n_op[oid], theta_pos, where + " observableParameters")
+        idx, const = _overrides(
+            row.get(petab.OBSERVABLE_PARAMETERS), n_op[oid], theta_pos, where + " observableParameters"
+        )
         meas_op_index[m, : len(idx)] = idx
         meas_op_const[m, : len(idx)] = const
-        idx, const = _overrides(row.get(petab.NOISE_PARAMETERS), n_np[oid], theta_pos, where + " noiseParameters")
+        idx, const = _overrides(
+            row.get(petab.NOISE_PARAMETERS), n_np[oid], theta_pos, where + " noiseParameters"
+        )
         meas_np_index[m, : len(idx)] = idx
         meas_np_const[m, : len(idx)] = const
         if observables[meas_obs[m]].transformation != "lin" and meas_y[m] <= 0:
-            raise ProblemSpecError(f"{where}: measurement {meas_y[m]:g} must be > 0 for a "
-                                   f"{observables[meas_obs[m]].transformation}-transformed observable")
+            raise ProblemSpecError(
+                f"{where}: measurement {meas_y[m]:g} must be > 0 for a "
+                f"{observables[meas_obs[m]].transformation}-transformed observable"
+            )
 
     # Output times per simulation, padded with the last time.
     per_sim = [np.unique(meas_t[meas_sim == s]) for s in range(len(sims))]
     n_t = max(len(t) for t in per_sim)
     sim_ts = np.stack([np.pad(t, (0, n_t - len(t)), mode="edge") for t in per_sim])
-    meas_tidx = np.array([np.searchsorted(per_sim[s], t) for s, t in zip(meas_sim, meas_t, strict=True)], dtype=np.int32)
+    meas_tidx = np.array(
+        [np.searchsorted(per_sim[s], t) for s, t in zip(meas_sim, meas_t, strict=True)], dtype=np.int32
+    )
     cpos = {cid: c for c, cid in enumerate(condition_ids)}
     return Problem(
         name=name,

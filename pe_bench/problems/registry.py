@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import cache
 from importlib import resources
 from pathlib import Path
 
@@ -42,7 +41,6 @@ def _yaml_in(folder: Path) -> Path:
     return yamls[0]
 
 
-@cache
 def resolve(name: str) -> Problem:
     """Load the problem that ``name`` designates.
 
@@ -71,7 +69,8 @@ def resolve(name: str) -> Problem:
         if cached.is_file():
             return load_sbml_problem(cached, name=name)
         raise ProblemNotFoundError(
-            f"BioModels entry '{name}' is not in the cache ({cached.parent}); run 'pebench fetch {name}' first"
+            f"BioModels entry '{name}' is not in the cache ({cached.parent}); "
+            f"run 'pebench fetch {name}' first"
         )
     raise ProblemNotFoundError(
         f"unknown problem '{name}': not a built-in ({', '.join(builtin_names())}), "

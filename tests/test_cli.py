@@ -1,0 +1,182 @@
+"""The CLI: commands, JSON output, and one clear line with exit code 2 for every bad input."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sbml_builders as sb
+from helpers import SHARED, reference
+from typer.testing import CliRunner
+
+from pe_bench.cli import app
+
+BUILTIN = Path(__file__).resolve().parents[1] / "pe_bench" / "problems" / "builtin" / "cortisol"
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def assert_user_error(result, *fragments):
+    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.output
+    for f in fragments:
+        assert f in lines[0], lines[0]
+
+
+@pytest.fixture
+def cortisol_copy(tmp_path):
+    folder = tmp_path / "cortisol"
+    shutil.copytree(BUILTIN, folder)
+    return folder
+
+
+def _edit_table(path: Path, fn):
+    df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    fn(df)
+    df.to_csv(path, sep="\t", index=False)
+
+
+def test_list_and_info():
+    result = run("list")
+    assert result.exit_code == 0 and "cortisol" in result.stdout
+    result = run("info", "cortisol", "--json")
+    assert result.exit_code == 0
+    info = json.loads(result.stdout)
+    assert info["species"] == 5 and info["reactions"] == 4 and info["parameters_estimated"] == 5
+    assert info["measurements"] == 100 and info["noise_models"] == ["normal/lin"]
+
+
+def test_evaluate_json_schema_and_reference_value():
+    problem = SHARED / "Boehm_JProteomeRes2014"
+    result = run("evaluate", problem, "--json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert set(out) >= {"problem", "parameter_ids", "x", "llh", "nllh", "grad", "status", "wall_time_s"}
+    assert out["grad"] is None and out["status"] == "ok"
+    ref = reference().loc["Boehm_JProteomeRes2014", "llh_at_nominal"]
+    assert abs(out["llh"] - ref) < 1e-3
+    assert out["nllh"] == -out["llh"]
+    assert len(out["x"]) == len(out["parameter_ids"]) == 9
+
+
+def test_evaluate_params_true_file_and_grad(tmp_path):
+    true = run("evaluate", "cortisol", "--params", "true", "--grad", "--json")
+    assert true.exit_code == 0, true.output
+    by_true = json.loads(true.stdout)
+    assert len(by_true["grad"]) == 5
+    file = tmp_path / "p.tsv"
+    file.write_text("parameterId\tvalue\nK1\t3.6\nK2\t1.2\nK3\t26.6\nK4\t1.2\nK5\t1.2\n")
+    by_file = json.loads(run("evaluate", "cortisol", "--params", file, "--json").stdout)
+    assert by_file["nllh"] == pytest.approx(by_true["nllh"], rel=1e-12)
+
+
+def test_simulate_writes_parquet_and_csv(tmp_path):
+    for name in ("sim.parquet", "sim.csv"):
+        out = tmp_path / name
+        result = run("simulate", "cortisol", "--params", "true", "--out", out)
+        assert result.exit_code == 0, result.output
+        df = pd.read_parquet(out) if name.endswith("parquet") else pd.read_csv(out)
+        assert set(df["kind"]) == {"observable", "state"}
+        assert (df["kind"] == "observable").sum() == 100
+        assert set(df.loc[df["kind"] == "state", "id"]) == {"X1", "X2", "X3", "X4", "X5"}
+    assert not list(tmp_path.glob("*.part"))
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def test_missing_file(tmp_path):
+    assert_user_error(run("evaluate", tmp_path / "nope.yaml"), "nope.yaml", "not found")
+
+
+def test_unknown_problem_name():
+    assert_user_error(run("evaluate", "no_such_problem"), "unknown problem 'no_such_problem'")
+
+
+def test_malformed_sbml(cortisol_copy):
+    model = cortisol_copy / "model_cortisol.xml"
+    model.write_text(model.read_text().replace("</listOfSpecies>", ""))
+    assert_user_error(run("evaluate", cortisol_copy), "model_cortisol.xml", "malformed SBML")
+
+
+def test_table_without_required_column(cortisol_copy):
+    _edit_table(
+        cortisol_copy / "observables_cortisol.tsv", lambda df: df.drop(columns=["noiseFormula"], inplace=True)
+    )
+    assert_user_error(
+        run("evaluate", cortisol_copy),
+        "observables_cortisol.tsv",
+        "required column 'noiseFormula' is missing",
+    )
+
+
+def test_unknown_symbol_in_formula(cortisol_copy):
+    def edit(df):
+        df.loc[0, "observableFormula"] = "X1 + Y9"
+
+    _edit_table(cortisol_copy / "observables_cortisol.tsv", edit)
+    assert_user_error(
+        run("evaluate", cortisol_copy), "observables_cortisol.tsv", "'obs_X1'", "unknown symbol 'Y9'"
+    )
+
+
+def test_inverted_bounds(cortisol_copy):
+    def edit(df):
+        df.loc[0, "lowerBound"], df.loc[0, "upperBound"] = "1000", "0.01"
+
+    _edit_table(cortisol_copy / "parameters_cortisol.tsv", edit)
+    assert_user_error(
+        run("evaluate", cortisol_copy),
+        "parameters_cortisol.tsv",
+        "parameter 'K1'",
+        "lowerBound 1000 > upperBound 0.01",
+    )
+
+
+def test_nan_data(cortisol_copy, tmp_path):
+    def edit(df):
+        df.loc[2, "measurement"] = "NaN"
+
+    _edit_table(cortisol_copy / "measurements_cortisol.tsv", edit)
+    out = tmp_path / "out.parquet"
+    result = run("simulate", cortisol_copy, "--out", out)
+    assert_user_error(result, "measurements_cortisol.tsv", "data row 3", "measurement is NaN")
+    assert not out.exists()
+
+
+def test_unsupported_sbml(tmp_path):
+    doc, m = sb.new_model()
+    sb.compartment(m, "C", 1.0)
+    sb.species(m, "A", "C", conc=1.0)
+    ev = m.createEvent()
+    ev.setId("kick")
+    ev.setUseValuesFromTriggerTime(True)
+    trig = ev.createTrigger()
+    trig.setMath(sb.math("time > 1"))
+    trig.setPersistent(True)
+    trig.setInitialValue(False)
+    ea = ev.createEventAssignment()
+    ea.setVariable("A")
+    ea.setMath(sb.math("2"))
+    path = sb.write(doc, tmp_path / "events.xml")
+    out = tmp_path / "sim.csv"
+    assert_user_error(run("simulate", path, "--out", out), "not supported yet: event 'kick'", "events.xml")
+    assert not out.exists()
+
+
+def test_bad_params_file(tmp_path):
+    file = tmp_path / "p.tsv"
+    file.write_text("parameterId\tvalue\nK9\t1.0\n")
+    assert_user_error(run("evaluate", "cortisol", "--params", file), "p.tsv", "'K9'")
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    result = runner.invoke(app, ["--debug", "evaluate", str(tmp_path / "nope.yaml")])
+    assert result.exit_code != 0
+    assert result.exception is not None and "not found" in str(result.exception)
