@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-fast lint format bench-objective
+.PHONY: help install run test test-fast lint format bench-objective reference-llh
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -40,3 +40,6 @@ format: $(STAMP) ## apply ruff's formatting and safe fixes
 
 bench-objective: $(STAMP) ## objective timings on every shared problem (prints a table)
 	$(BIN)/python benchmarks/bench_objective.py
+
+reference-llh: $(STAMP) ## nominal llh of every shared problem against REFERENCE.tsv (prints a table)
+	$(BIN)/python benchmarks/reference_llh.py
