@@ -39,7 +39,7 @@ def main() -> None:
                 "ok": "yes" if abs(-nllh - want) <= tol and status == 0 else "NO",
             }
         )
-    print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".6g"))
+    print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=("", ".6f", ".6f", ".2e", ".2e", "")))
 
 
 if __name__ == "__main__":
