@@ -18,11 +18,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install pe_bench with its pinned dependencies
 
-run: $(STAMP) ## main job on the built-in problem: evaluate and simulate cortisol
-	$(BIN)/pebench info cortisol
-	$(BIN)/pebench evaluate cortisol --params true --grad
-	mkdir -p results/runs
-	$(BIN)/pebench simulate cortisol --params true --out results/runs/cortisol_simulation.parquet
+run: $(STAMP) ## main job: the cVAE recommender on cortisol, then its table and plot
+	$(BIN)/pebench run cortisol --method cvae --out results/runs --resume
+	$(BIN)/pebench table results/runs --problem cortisol
+	$(BIN)/pebench plot results/runs --problem cortisol --out results/runs/cortisol.png
 
 test: $(STAMP) ## the whole test suite (slow real-problem tests included)
 	$(BIN)/pytest

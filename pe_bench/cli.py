@@ -144,5 +144,82 @@ def fetch(
     console.print(f"cached {run(model_id, base=base_url, force=force)}")
 
 
+@app.command()
+@_user_errors
+def run(
+    problem: Problem_,
+    method: Annotated[str, typer.Option("--method", "-m", help="multistart | pso | adam | cvae")],
+    starts: Annotated[int, typer.Option("--starts", help="number of starts")] = 20,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    max_evals: Annotated[int | None, typer.Option("--max-evals", help="evaluations per start")] = None,
+    max_seconds: Annotated[float | None, typer.Option("--max-seconds", help="seconds per start")] = None,
+    target: Annotated[float | None, typer.Option("--target", help="stop a start at this nllh")] = None,
+    out: Annotated[Path, typer.Option("--out", help="results folder")] = Path("results/runs"),
+    resume: Annotated[bool, typer.Option("--resume", help="continue an interrupted run")] = False,
+    local: Annotated[
+        str | None, typer.Option("--local", help="scipy local method (multistart, cvae)")
+    ] = None,
+    option: Annotated[
+        list[str] | None, typer.Option("--option", "-o", help="method option key=value")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
+) -> None:
+    """Run one estimation method; one Parquet row per start, written as starts finish."""
+    from .methods import Budget
+    from .problems.registry import resolve
+    from .progress import RunProgress
+    from .results import best_table, load_results
+    from .runner import make_method, parse_options, run_method
+
+    opts = parse_options(option or []) | ({"local": local} if local else {})
+    meth = make_method(method, opts)
+    budget = Budget(n_starts=starts, max_evals=max_evals, max_seconds=max_seconds)
+    pb = resolve(problem)
+    with RunProgress(starts, f"{pb.name}/{method}", quiet=quiet, console=console) as bar:
+        path = run_method(
+            pb,
+            meth,
+            budget,
+            seed,
+            out,
+            target=target,
+            resume=resume,
+            on_start_done=bar.on_start_done,
+            on_eval=bar.on_eval,
+        )
+    console.print(f"wrote {path}")
+    console.print(best_table(load_results(path.parent)[0]).to_string(index=False))
+
+
+@app.command()
+@_user_errors
+def table(
+    folder: Annotated[Path, typer.Argument(help="results folder (as given to run --out)")],
+    problem: Annotated[str | None, typer.Option("--problem")] = None,
+    top: Annotated[int, typer.Option("--top", help="sorted final objectives shown per method")] = 5,
+    json_: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Best-objective table per problem and method."""
+    from .results import best_table, load_results
+
+    df = best_table(load_results(folder, problem)[0], top=top)
+    print(df.to_json(orient="records") if json_ else df.to_string(index=False))
+
+
+@app.command()
+@_user_errors
+def plot(
+    folder: Annotated[Path, typer.Argument(help="results folder")],
+    out: Annotated[Path, typer.Option("--out", help="FILE.png")],
+    problem: Annotated[str | None, typer.Option("--problem")] = None,
+) -> None:
+    """Waterfall and convergence plots of every method in a results folder."""
+    from .plots import comparison_figure
+    from .results import load_results
+
+    starts, history = load_results(folder, problem)
+    console.print(f"wrote {comparison_figure(starts, history, out)}")
+
+
 if __name__ == "__main__":
     app()

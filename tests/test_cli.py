@@ -180,3 +180,44 @@ def test_debug_shows_the_traceback(tmp_path):
     result = runner.invoke(app, ["--debug", "evaluate", str(tmp_path / "nope.yaml")])
     assert result.exit_code != 0
     assert result.exception is not None and "not found" in str(result.exception)
+
+
+# ----------------------------------------------------------------------------- run / table / plot
+
+
+def test_run_table_plot(tmp_path):
+    out = tmp_path / "runs"
+    for method in ("multistart", "pso"):
+        result = run(
+            "run", "cortisol", "--method", method, "--starts", 2, "--max-evals", 40, "--out", out, "--quiet"
+        )
+        assert result.exit_code == 0, result.output
+    table = run("table", out, "--json")
+    assert table.exit_code == 0, table.output
+    rows = json.loads(table.stdout)
+    assert {r["method"] for r in rows} == {"multistart", "pso"} and all(r["starts"] == 2 for r in rows)
+    png = tmp_path / "cmp.png"
+    result = run("plot", out, "--out", png)
+    assert result.exit_code == 0, result.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--method", "nope"], "unknown method 'nope'"),
+        (["--method", "multistart", "--starts", "-1"], "--starts must be >= 1"),
+        (["--method", "multistart", "--max-evals", "0"], "--max-evals must be >= 1"),
+        (["--method", "pso", "--option", "nonsense=1"], "has no option 'nonsense'"),
+    ],
+)
+def test_run_bad_options(args, fragment, tmp_path):
+    assert_user_error(run("run", "cortisol", *args, "--out", tmp_path / "r", "--quiet"), fragment)
+
+
+def test_run_output_path_is_a_file(tmp_path):
+    file = tmp_path / "file.txt"
+    file.write_text("x")
+    assert_user_error(
+        run("run", "cortisol", "--method", "multistart", "--out", file, "--quiet"), "file.txt", "not a folder"
+    )

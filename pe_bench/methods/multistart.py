@@ -1,0 +1,105 @@
+"""Multi-start local optimisation from Latin-hypercube start points.
+
+Start points: ``scipy.stats.qmc.LatinHypercube`` (seeded) within the bounds. Each is
+refined by ``scipy.optimize.minimize`` (L-BFGS-B by default) with exact JAX gradients.
+Bounds: the local optimiser's own bounds (L-BFGS-B, TNC, SLSQP, trust-constr, Powell,
+Nelder-Mead accept them); for an optimiser that does not, iterates are projected (clipped)
+onto the box before every evaluation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import minimize
+
+from ..objective import Objective
+from .base import (
+    CONVERGED,
+    MAX_EVALS,
+    Budget,
+    Callbacks,
+    Method,
+    StartResult,
+    StartTracker,
+    StopStart,
+    latin_hypercube,
+)
+
+_WITH_BOUNDS = {"L-BFGS-B", "TNC", "SLSQP", "trust-constr", "Powell", "Nelder-Mead", "COBYLA", "COBYQA"}
+_GRADIENT_FREE = {"Powell", "Nelder-Mead", "COBYLA", "COBYQA"}
+
+#: Evaluations per start when the budget sets none.
+DEFAULT_MAX_EVALS = 1000
+
+
+def local_search(
+    tracker: StartTracker, x0: np.ndarray, lower: np.ndarray, upper: np.ndarray, local: str, tol: float
+) -> tuple[str, str]:
+    """Minimise from ``x0`` through ``tracker``; returns (status, message).
+
+    The tracker holds the best point found, whatever stopped the search.
+    """
+    bounded = local in _WITH_BOUNDS
+    max_evals = tracker.budget.max_evals or DEFAULT_MAX_EVALS
+
+    def project(x):
+        return x if bounded else np.clip(x, lower, upper)
+
+    if local in _GRADIENT_FREE:
+        fun, jac = (lambda x: tracker.value(project(x))), None
+    else:
+        fun, jac = (lambda x: tracker.value_and_grad(project(x))), True
+    try:
+        res = minimize(
+            fun,
+            x0,
+            jac=jac,
+            method=local,
+            bounds=list(zip(lower, upper, strict=True)) if bounded else None,
+            tol=tol,
+            options={"maxiter": max_evals} | ({"maxfun": max_evals} if local in ("L-BFGS-B", "TNC") else {}),
+        )
+    except StopStart as stop:
+        return stop.status, stop.message
+    message = str(res.message)
+    if res.success:
+        return CONVERGED, message
+    if tracker.n_fevals >= max_evals or "LIMIT" in message.upper() or "MAX" in message.upper():
+        return MAX_EVALS, message
+    return CONVERGED if np.isfinite(tracker.best) and res.nit > 0 else MAX_EVALS, message
+
+
+@dataclass(frozen=True)
+class MultiStart(Method):
+    """Latin-hypercube multi-start local gradient search (scipy), exact JAX gradients.
+
+    Attributes:
+        local: the ``scipy.optimize.minimize`` method (default L-BFGS-B).
+        tol: its ``tol``.
+    """
+
+    name = "multistart"
+    local: str = "L-BFGS-B"
+    tol: float = 1e-8
+
+    def run(
+        self,
+        objective: Objective,
+        lower: np.ndarray,
+        upper: np.ndarray,
+        budget: Budget,
+        seed: int,
+        callbacks: Callbacks,
+        skip: frozenset[int] = frozenset(),
+    ) -> Iterator[StartResult]:
+        """Yield one local search per Latin-hypercube start point."""
+        starts = latin_hypercube(budget.n_starts, lower, upper, seed)
+        for i, x0 in enumerate(starts):
+            if i in skip:
+                continue
+            tracker = StartTracker(objective, budget, callbacks, i)
+            status, message = local_search(tracker, x0, lower, upper, self.local, self.tol)
+            yield tracker.result(x0, tracker.first_value, status, message)

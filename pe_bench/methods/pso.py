@@ -1,0 +1,95 @@
+"""Particle swarm optimisation with pyswarms' ``GlobalBestPSO``.
+
+Kennedy & Eberhart (1995); global-best topology, update rule
+``v <- w v + c1 r1 (pbest - x) + c2 r2 (gbest - x)``, ``x <- x + v``. The whole swarm is
+evaluated as one batched (vmapped) objective call per iteration. Bounds: pyswarms' own
+boundary handling (``bh_strategy``, default "periodic" as in pyswarms) keeps particles
+in the box. One start = one independent swarm with its own seed.
+
+pyswarms draws from NumPy's global random state; it is seeded per swarm
+(``seed * 1000 + start``) so that results are reproducible.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..objective import Objective
+from .base import MAX_EVALS, Budget, Callbacks, Method, StartResult, StartTracker, StopStart
+
+#: Evaluations per swarm when the budget sets none.
+DEFAULT_MAX_EVALS = 3000
+
+
+@dataclass(frozen=True)
+class ParticleSwarm(Method):
+    """Global-best particle swarm (pyswarms), whole swarm evaluated in one batch.
+
+    Attributes:
+        particles: swarm size.
+        iterations: iterations per swarm (the evaluation budget may end it sooner).
+        c1, c2, w: cognitive, social and inertia coefficients.
+        bh_strategy: pyswarms boundary strategy.
+    """
+
+    name = "pso"
+    particles: int = 30
+    iterations: int | None = None
+    c1: float = 0.5
+    c2: float = 0.3
+    w: float = 0.9
+    bh_strategy: str = "periodic"
+
+    def run(
+        self,
+        objective: Objective,
+        lower: np.ndarray,
+        upper: np.ndarray,
+        budget: Budget,
+        seed: int,
+        callbacks: Callbacks,
+        skip: frozenset[int] = frozenset(),
+    ) -> Iterator[StartResult]:
+        """Yield one swarm per start."""
+        from pyswarms.single import GlobalBestPSO
+
+        logging.getLogger("pyswarms").setLevel(logging.WARNING)
+        max_evals = budget.max_evals or DEFAULT_MAX_EVALS
+        iterations = self.iterations or max(1, max_evals // self.particles)
+        for i in range(budget.n_starts):
+            if i in skip:
+                continue
+            rng_state = np.random.get_state()
+            root_level = logging.getLogger().level
+            np.random.seed((seed * 1000 + i) % 2**32)
+            try:
+                tracker = StartTracker(objective, budget, callbacks, i)
+                swarm = GlobalBestPSO(
+                    n_particles=self.particles,
+                    dimensions=len(lower),
+                    options={"c1": self.c1, "c2": self.c2, "w": self.w},
+                    bounds=(np.asarray(lower), np.asarray(upper)),
+                    bh_strategy=self.bh_strategy,
+                )
+                logging.getLogger().setLevel(root_level)  # pyswarms' reporter sets the root to INFO
+                first: list = []  # (best initial particle, its nllh)
+
+                def evaluate(xs, tracker=tracker, first=first):
+                    values = tracker.batch(xs)
+                    if not first:
+                        first.append((np.array(xs[np.argmin(values)]), float(np.min(values))))
+                    return values
+
+                status, message = MAX_EVALS, f"{iterations} iterations"
+                try:
+                    swarm.optimize(evaluate, iters=iterations, verbose=False)
+                except StopStart as stop:
+                    status, message = stop.status, stop.message
+            finally:
+                np.random.set_state(rng_state)
+            x0, nllh0 = first[0] if first else (np.asarray(lower), np.inf)
+            yield tracker.result(x0, nllh0, status, message, {"particles": self.particles})

@@ -1,0 +1,137 @@
+"""Run one estimation method on one problem and stream its starts into result files."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from .errors import ProblemSpecError
+from .methods import REGISTRY, Budget, Callbacks, Method, StartResult
+from .objective import Objective
+from .problems.base import Problem
+from .results import RunWriter
+from .simulate import SolverOptions
+
+
+def parse_options(items: list[str]) -> dict[str, str]:
+    """``["key=value", ...]`` -> dict (``--option``)."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ProblemSpecError(f"--option expects key=value, got '{item}'")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def make_method(name: str, options: dict[str, str] | None = None) -> Method:
+    """Instantiate a registered method from string options (``--option key=value``).
+
+    Raises:
+        ProblemSpecError: unknown method or option, or a value of the wrong type.
+    """
+    if name not in REGISTRY:
+        raise ProblemSpecError(f"unknown method '{name}' (choose from {', '.join(REGISTRY)})")
+    cls = REGISTRY[name]
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init and f.name != "round_stats"}
+    kwargs = {}
+    for key, raw in (options or {}).items():
+        if key not in fields:
+            raise ProblemSpecError(f"method '{name}' has no option '{key}' (options: {', '.join(fields)})")
+        default = fields[key].default
+        try:
+            if isinstance(default, bool):
+                kwargs[key] = raw.lower() in ("1", "true", "yes")
+            elif isinstance(default, int):
+                kwargs[key] = int(raw)
+            elif isinstance(default, float):
+                kwargs[key] = float(raw)
+            elif default is None:
+                kwargs[key] = int(raw) if raw.lstrip("-").isdigit() else float(raw)
+            else:
+                kwargs[key] = raw
+        except ValueError as exc:
+            raise ProblemSpecError(f"option '{key}' of method '{name}': bad value '{raw}'") from exc
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ProblemSpecError(f"method '{name}': {exc}") from exc
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for pkg in ("pe_bench", "jax", "diffrax", "optax", "equinox", "scipy", "pyswarms", "petab"):
+        try:
+            out[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            out[pkg] = "missing"
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            check=False,
+        ).stdout.strip()
+    except OSError:
+        sha = ""
+    out["git"] = sha or "unknown"
+    return out
+
+
+def run_method(
+    problem: Problem,
+    method: Method,
+    budget: Budget,
+    seed: int,
+    out: Path,
+    *,
+    target: float | None = None,
+    resume: bool = False,
+    options: SolverOptions | None = None,
+    on_start_done: Callable[[StartResult], None] | None = None,
+    on_eval: Callable[[int, float], None] | None = None,
+    objective: Objective | None = None,
+) -> Path:
+    """Run ``method`` and write its results under ``out``; returns the starts file.
+
+    Rows are written as starts finish; a KeyboardInterrupt stops the run after the files
+    hold every finished start (the interrupt is then re-raised).
+
+    Raises:
+        ProblemSpecError: bad budget, output path, or results present without ``resume``.
+    """
+    if budget.n_starts < 1:
+        raise ProblemSpecError(f"--starts must be >= 1, got {budget.n_starts}")
+    if budget.max_evals is not None and budget.max_evals < 1:
+        raise ProblemSpecError(f"--max-evals must be >= 1, got {budget.max_evals}")
+    if not problem.has_data:
+        raise ProblemSpecError(f"problem '{problem.name}' has no measurements: nothing to fit")
+    objective = objective or Objective(problem, options or SolverOptions())
+    lower, upper = problem.bounds
+    metadata = {
+        "command": " ".join(sys.argv),
+        "versions": _versions(),
+        "solver": objective.options.as_dict(),
+        "method_options": {f.name: getattr(method, f.name) for f in dataclasses.fields(method) if f.repr},
+        "budget": dataclasses.asdict(budget),
+        "parameter_ids": problem.x_ids,
+        "parameter_scale": problem.x_scale,
+        "target": target,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    writer = RunWriter(out, problem.name, method.name, seed, metadata, resume)
+    callbacks = Callbacks(target=target, on_eval=on_eval)
+    results = method.run(objective, lower, upper, budget, seed, callbacks, skip=writer.done)
+    for res in results:
+        stats = getattr(method, "round_stats", None)
+        writer.add(res, {"round_stats": list(stats)} if stats is not None else None)
+        if on_start_done is not None:
+            on_start_done(res)
+    writer.flush()
+    return writer.starts_path

@@ -1,0 +1,200 @@
+"""Estimation methods: known minima, the built-in problem, determinism, result files."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+
+from pe_bench.methods import REGISTRY, Budget, Callbacks
+from pe_bench.objective import Objective
+from pe_bench.problems.registry import resolve
+from pe_bench.results import load_results, read_metadata
+from pe_bench.runner import make_method, run_method
+from pe_bench.simulate import SolverOptions
+
+CENTER = np.array([0.3, -1.2, 0.7])
+
+
+class FunctionObjective:
+    """A plain JAX function behind the Objective interface the methods use."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.options = SolverOptions()
+        self._nllh_status = lambda x: (fn(x), jnp.asarray(0))
+        self._vg = jax.jit(jax.value_and_grad(fn))
+        self._batch = jax.jit(jax.vmap(fn))
+
+    def value(self, x):
+        return float(self.fn(jnp.asarray(x))), 0
+
+    def value_and_grad(self, x):
+        v, g = self._vg(jnp.asarray(x))
+        return float(v), np.asarray(g), 0
+
+    def batch(self, xs):
+        v = np.asarray(self._batch(jnp.asarray(xs)))
+        return v, np.zeros(len(v), dtype=int)
+
+
+def sphere(x):
+    return jnp.sum((x - CENTER) ** 2)
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_every_method_finds_a_known_minimum(name):
+    method = make_method(name, {"epochs": "100", "samples": "64"} if name == "cvae" else None)
+    lower, upper = np.full(3, -2.0), np.full(3, 2.0)
+    results = list(method.run(FunctionObjective(sphere), lower, upper, Budget(n_starts=3), 0, Callbacks()))
+    assert [r.start for r in results] == [0, 1, 2] or sorted(r.start for r in results) == [0, 1, 2]
+    best = min(results, key=lambda r: r.nllh_final)
+    assert best.nllh_final < 1e-4, (name, best.nllh_final)
+    np.testing.assert_allclose(best.x_final, CENTER, atol=1e-2)
+    for r in results:  # bounds hold and the accounting is there
+        assert np.all(r.x_final >= lower) and np.all(r.x_final <= upper)
+        assert r.n_fevals > 0 and r.wall_time_s > 0 and r.history
+
+
+def test_multistart_matches_scipy_on_rosenbrock():
+    from scipy.optimize import minimize, rosen
+
+    def rosenbrock(x):
+        return jnp.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
+
+    lower, upper = np.full(2, -2.0), np.full(2, 2.0)
+    ours = next(
+        make_method("multistart").run(FunctionObjective(rosenbrock), lower, upper, Budget(1), 0, Callbacks())
+    )
+    ref = minimize(rosen, ours.x_start, method="L-BFGS-B", bounds=[(-2, 2)] * 2, tol=1e-8)
+    np.testing.assert_allclose(ours.x_final, ref.x, atol=1e-5)
+    np.testing.assert_allclose(ours.x_final, [1, 1], atol=1e-4)
+
+
+def test_target_stops_a_start():
+    res = next(
+        make_method("multistart").run(
+            FunctionObjective(sphere), np.full(3, -2.0), np.full(3, 2.0), Budget(1), 0, Callbacks(target=0.5)
+        )
+    )
+    assert res.status == "stopped" and res.nllh_final <= 0.5
+    assert [b for _, _, b in res.history if b <= 0.5] == [res.nllh_final]  # stopped at the first hit
+
+
+def test_max_evals_is_respected():
+    res = next(
+        make_method("multistart").run(
+            FunctionObjective(sphere),
+            np.full(3, -2.0),
+            np.full(3, 2.0),
+            Budget(1, max_evals=3),
+            0,
+            Callbacks(),
+        )
+    )
+    assert res.status == "max_evals" and res.n_fevals == 3
+
+
+@pytest.fixture(scope="module")
+def cortisol():
+    pb = resolve("cortisol")
+    return pb, Objective(pb)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_every_method_fits_cortisol(name, cortisol, tmp_path):
+    # Default method options; 6 starts instead of 20 to keep CI short.
+    pb, objective = cortisol
+    nllh_true, _ = objective.value(pb.x_true)
+    path = run_method(pb, make_method(name), Budget(n_starts=6), 0, tmp_path, objective=objective)
+    df = pd.read_parquet(path)
+    assert len(df) == 6
+    assert df["nllh_final"].min() <= nllh_true + 0.5
+    lower, upper = pb.bounds
+    for x in df["x_final"]:
+        assert np.all(np.asarray(x) >= lower - 1e-12) and np.all(np.asarray(x) <= upper + 1e-12)
+
+
+@pytest.mark.slow
+def test_cvae_is_deterministic_and_records_rounds(cortisol, tmp_path):
+    pb, objective = cortisol
+    options = {"rounds": "2", "samples": "64", "epochs": "150"}
+    frames = []
+    for k in range(2):
+        path = run_method(
+            pb, make_method("cvae", options), Budget(4), 7, tmp_path / str(k), objective=objective
+        )
+        frames.append(pd.read_parquet(path))
+    a, b = frames
+    np.testing.assert_array_equal(np.stack(a["x_final"]), np.stack(b["x_final"]))
+    np.testing.assert_array_equal(a["nllh_final"], b["nllh_final"])
+    assert list(a["round"]) == [0, 0, 1, 1]
+    assert a["label"].isna().sum() == 2 and (a.loc[a["round"] == 1, "label"] == 0.0).all()
+    stats = read_metadata(path)["round_stats"]
+    assert [s["kind"] for s in stats] == ["lhs", "cvae"]
+    assert all("n_failed" in s for s in stats)
+
+
+def test_results_schema_metadata_and_resume(cortisol, tmp_path):
+    pb, objective = cortisol
+    method, budget = make_method("multistart"), Budget(4, max_evals=20)
+
+    def interrupt(res):
+        if res.start == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_method(pb, method, budget, 3, tmp_path, objective=objective, on_start_done=interrupt)
+    path = tmp_path / "cortisol/multistart/seed3.starts.parquet"
+    first = pd.read_parquet(path)
+    assert list(first["start"]) == [0, 1]
+    assert list(first.columns[:13]) == [
+        "problem",
+        "method",
+        "seed",
+        "start",
+        "x_start",
+        "x_final",
+        "nllh_start",
+        "nllh_final",
+        "n_fevals",
+        "n_gevals",
+        "wall_time_s",
+        "status",
+        "message",
+    ]
+    assert {"command", "versions", "solver", "method_options", "budget"} <= set(read_metadata(path))
+    with pytest.raises(Exception, match="use --resume"):
+        run_method(pb, method, budget, 3, tmp_path, objective=objective)
+    run_method(pb, method, budget, 3, tmp_path, objective=objective, resume=True)
+    resumed = pd.read_parquet(path)
+    assert list(resumed["start"]) == [0, 1, 2, 3]
+    # Same problem, method, options and seed in a fresh folder: the same numbers.
+    fresh = pd.read_parquet(run_method(pb, method, budget, 3, tmp_path / "b", objective=objective))
+    np.testing.assert_array_equal(fresh["nllh_final"], resumed["nllh_final"])
+    np.testing.assert_array_equal(np.stack(fresh["x_final"]), np.stack(resumed["x_final"]))
+
+
+def test_interrupt_keeps_finished_starts(cortisol, tmp_path):
+    pb, objective = cortisol
+
+    def interrupt(res):
+        if res.start == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_method(
+            pb,
+            make_method("multistart"),
+            Budget(5, max_evals=15),
+            0,
+            tmp_path,
+            objective=objective,
+            on_start_done=interrupt,
+        )
+    df, hist = load_results(tmp_path)
+    assert list(df["start"]) == [0, 1] and math.isfinite(df["nllh_final"].min())
+    assert not list(tmp_path.rglob("*.part"))
