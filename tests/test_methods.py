@@ -198,3 +198,17 @@ def test_interrupt_keeps_finished_starts(cortisol, tmp_path):
     df, hist = load_results(tmp_path)
     assert list(df["start"]) == [0, 1] and math.isfinite(df["nllh_final"].min())
     assert not list(tmp_path.rglob("*.part"))
+
+
+@pytest.mark.slow
+def test_boehm_multistart_reaches_best_known(tmp_path):
+    # Acceptance: 20 Latin-hypercube L-BFGS-B starts reach the best known nllh 138.222.
+    from helpers import yaml_of
+
+    from pe_bench.problems.petab_io import load_petab
+
+    pb = load_petab(yaml_of("Boehm_JProteomeRes2014"))
+    path = run_method(pb, make_method("multistart"), Budget(20), 0, tmp_path)
+    df = pd.read_parquet(path)
+    assert len(df) == 20
+    assert df["nllh_final"].min() <= 138.222 + 0.1

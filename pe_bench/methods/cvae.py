@@ -19,6 +19,7 @@ figure for the round-0 Latin-hypercube points (``round_stats``).
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -139,6 +140,7 @@ class ConditionalVAE(Method):
         start = 0
         for r, n in enumerate(plan):
             label = None
+            t_round = time.perf_counter()
             if r == 0:
                 candidates = latin_hypercube(n, lower, upper, seed)
                 screen_values = np.asarray(objective.batch(candidates)[0])
@@ -191,6 +193,9 @@ class ConditionalVAE(Method):
                 # The screening batch is part of the budget: shared out over the round's starts.
                 screen_share = np.full(n, self.samples // n)
                 screen_share[: self.samples % n] += 1
+            # Training and screening time is charged to the round's starts, like the evaluations.
+            overhead = time.perf_counter() - t_round
+            stats["overhead_seconds"] = overhead
             self.round_stats.append(stats)
             for j, x0 in enumerate(chosen):
                 i = start + j
@@ -198,6 +203,7 @@ class ConditionalVAE(Method):
                 # evaluations are training data, so later rounds come out the same.
                 tracker = StartTracker(objective, budget, callbacks, i, archive=archive)
                 tracker.n_fevals += int(screen_share[j])
+                tracker.t0 -= overhead / n
                 status, message = local_search(tracker, x0, lower, upper, self.local, self.tol)
                 if i in skip:
                     continue
