@@ -12,14 +12,36 @@ pyswarms draws from NumPy's global random state; it is seeded per swarm
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from ..objective import Objective
 from .base import MAX_EVALS, Budget, Callbacks, Method, StartResult, StartTracker, StopStart
+
+# pyswarms' Reporter otherwise installs an INFO root handler on the current stderr and
+# writes report.log into the working directory.
+_LOGGING_CONFIG = Path(__file__).with_name("pyswarms_logging.yaml")
+
+
+@contextlib.contextmanager
+def _quiet_pyswarms():
+    """Point pyswarms' Reporters (created at import and in constructors) at our config."""
+    old = os.environ.get("LOG_CFG")
+    os.environ["LOG_CFG"] = str(_LOGGING_CONFIG)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("LOG_CFG", None)
+        else:
+            os.environ["LOG_CFG"] = old
+
 
 #: Evaluations per swarm when the budget sets none.
 DEFAULT_MAX_EVALS = 3000
@@ -55,7 +77,8 @@ class ParticleSwarm(Method):
         skip: frozenset[int] = frozenset(),
     ) -> Iterator[StartResult]:
         """Yield one swarm per start."""
-        from pyswarms.single import GlobalBestPSO
+        with _quiet_pyswarms():
+            from pyswarms.single import GlobalBestPSO
 
         logging.getLogger("pyswarms").setLevel(logging.WARNING)
         max_evals = budget.max_evals or DEFAULT_MAX_EVALS
@@ -64,18 +87,17 @@ class ParticleSwarm(Method):
             if i in skip:
                 continue
             rng_state = np.random.get_state()
-            root_level = logging.getLogger().level
             np.random.seed((seed * 1000 + i) % 2**32)
             try:
                 tracker = StartTracker(objective, budget, callbacks, i)
-                swarm = GlobalBestPSO(
-                    n_particles=self.particles,
-                    dimensions=len(lower),
-                    options={"c1": self.c1, "c2": self.c2, "w": self.w},
-                    bounds=(np.asarray(lower), np.asarray(upper)),
-                    bh_strategy=self.bh_strategy,
-                )
-                logging.getLogger().setLevel(root_level)  # pyswarms' reporter sets the root to INFO
+                with _quiet_pyswarms():
+                    swarm = GlobalBestPSO(
+                        n_particles=self.particles,
+                        dimensions=len(lower),
+                        options={"c1": self.c1, "c2": self.c2, "w": self.w},
+                        bounds=(np.asarray(lower), np.asarray(upper)),
+                        bh_strategy=self.bh_strategy,
+                    )
                 first: list = []  # (best initial particle, its nllh)
 
                 def evaluate(xs, tracker=tracker, first=first):
