@@ -77,6 +77,19 @@ def function(model, fid, args, body):
     fd.setMath(math(f"lambda({', '.join(args)}, {body})"))
 
 
+def event(model, eid, trigger, variable, value):
+    ev = model.createEvent()
+    ev.setId(eid)
+    ev.setUseValuesFromTriggerTime(True)
+    trig = ev.createTrigger()
+    trig.setMath(math(trigger))
+    trig.setPersistent(True)
+    trig.setInitialValue(False)
+    ea = ev.createEventAssignment()
+    ea.setVariable(variable)
+    ea.setMath(math(value))
+
+
 def write(doc, path: Path) -> Path:
     assert libsbml.writeSBMLToFile(doc, str(path)) == 1
     return path

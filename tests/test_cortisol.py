@@ -16,6 +16,22 @@ def _rhs(t, x, K1, K2, K3, K4, K5):
     return [-r1, r4, r3, r1 - r2 - r4, r2 - r3]
 
 
+def _lsoda(params, ts):
+    """States (n_t, 5) in the order X1..X5 from scipy's LSODA at tight tolerances."""
+    ref = solve_ivp(
+        _rhs,
+        (0, ts[-1]),
+        [1, 0, 0, 0, 0],
+        method="LSODA",
+        t_eval=ts,
+        args=tuple(params.values()),
+        rtol=1e-12,
+        atol=1e-14,
+    )
+    assert ref.success
+    return ref.y.T
+
+
 def _states(problem, x, options=None):
     out = Simulator(problem, model_functions(problem), options or SolverOptions())(x)
     assert bool(out["ok"])
@@ -40,18 +56,7 @@ def test_simulation_matches_lsoda_and_analytic_x1():
     ts, states = _states(pb, pb.x_true)
     # State order in the model: X1..X5 as declared.
     order = [pb.model.state_ids.index(s) for s in ["X1", "X2", "X3", "X4", "X5"]]
-    ref = solve_ivp(
-        _rhs,
-        (0, ts[-1]),
-        [1, 0, 0, 0, 0],
-        method="LSODA",
-        t_eval=ts,
-        args=tuple(TRUE.values()),
-        rtol=1e-12,
-        atol=1e-14,
-    )
-    assert ref.success
-    np.testing.assert_allclose(states[:, order], ref.y.T, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(states[:, order], _lsoda(TRUE, ts), rtol=1e-6, atol=1e-8)
     # At tight tolerances, X1 follows its closed form exp(-K3 t) down to 1e-11.
     _, tight = _states(pb, pb.x_true, SolverOptions(rtol=1e-12, atol=1e-14))
     np.testing.assert_allclose(tight[:, order[0]], np.exp(-TRUE["K3"] * ts), rtol=1e-8, atol=1e-11)
@@ -62,18 +67,8 @@ def test_simulation_at_other_parameters_matches_lsoda():
     params = {"K1": 0.5, "K2": 7.0, "K3": 2.0, "K4": 0.3, "K5": 40.0}
     x = np.log10(list(params.values()))
     ts, states = _states(pb, x)
-    ref = solve_ivp(
-        _rhs,
-        (0, ts[-1]),
-        [1, 0, 0, 0, 0],
-        method="LSODA",
-        t_eval=ts,
-        args=tuple(params.values()),
-        rtol=1e-12,
-        atol=1e-14,
-    )
     order = [pb.model.state_ids.index(s) for s in ["X1", "X2", "X3", "X4", "X5"]]
-    np.testing.assert_allclose(states[:, order], ref.y.T, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(states[:, order], _lsoda(params, ts), rtol=1e-6, atol=1e-8)
 
 
 def test_nllh_at_true_parameters_is_consistent_with_noise_level():

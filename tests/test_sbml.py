@@ -83,19 +83,7 @@ def _with(tmp_path, edit):
 
 
 def test_event_is_reported_unsupported(tmp_path):
-    def add_event(m):
-        ev = m.createEvent()
-        ev.setId("pulse")
-        ev.setUseValuesFromTriggerTime(True)
-        trig = ev.createTrigger()
-        trig.setMath(sb.math("time > 1"))
-        trig.setPersistent(True)
-        trig.setInitialValue(False)
-        ea = ev.createEventAssignment()
-        ea.setVariable("A")
-        ea.setMath(sb.math("2"))
-
-    path = _with(tmp_path, add_event)
+    path = _with(tmp_path, lambda m: sb.event(m, "pulse", "time > 1", "A", "2"))
     with pytest.raises(UnsupportedFeatureError, match=r"not supported yet: event 'pulse' in .*bad.xml"):
         load_sbml(path)
 

@@ -131,7 +131,11 @@ class Adam(Method):
                 if status is not None:
                     active[k] = False
                     res = tr.result(starts[i], tr.first_value, status, message)
-                    res.wall_time_s = time.perf_counter() - t0  # starts share the batch's clock
+                    # The starts share one batch: each is charged an equal share of its clock,
+                    # so that summed over starts the seconds are the batch's real time.
+                    share = 1.0 / len(todo)
+                    res.wall_time_s = (time.perf_counter() - t0) * share
+                    res.history = [(n, sec * share, b) for n, sec, b in res.history]
                     yield res
                     if status == STOPPED and "stop requested" in message:
                         return
