@@ -13,7 +13,6 @@ for log10, so that every value is a density of the untransformed measurement.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import jax
@@ -135,10 +134,3 @@ class Objective:
         """States at the output times, observables and sigmas at the measurements (numpy)."""
         out = self._simulate(jnp.asarray(x, dtype=jnp.float64))
         return {k: np.asarray(v) for k, v in out.items()}
-
-
-def timed(fn, *args):
-    """Call ``fn(*args)``, block until JAX is done, return ``(result, seconds)``."""
-    t0 = time.perf_counter()
-    out = jax.block_until_ready(fn(*args))
-    return out, time.perf_counter() - t0
