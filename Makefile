@@ -3,9 +3,14 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The full suite's results (committed: the public scoreboard) and the CI check's (scratch).
+BENCH_OUT   ?= results/bench/full
+BENCH_FLAGS ?= --workers 2
+CI_OUT      ?= results/bench/ci
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-fast lint format bench-objective reference-llh
+.PHONY: help install run test test-fast lint format bench-objective reference-llh \
+        bench bench-ci baseline plots scoreboard peers
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -42,3 +47,28 @@ bench-objective: $(STAMP) ## objective timings on every shared problem (prints a
 
 reference-llh: $(STAMP) ## nominal llh of every shared problem against REFERENCE.tsv (prints a table)
 	$(BIN)/python benchmarks/reference_llh.py
+
+bench: $(STAMP) ## full suite benchmarks/full.toml (every supported shared problem x all methods) into $(BENCH_OUT); resumes, delete the folder to start over
+	$(BIN)/pebench bench benchmarks/full.toml --out $(BENCH_OUT) --resume $(BENCH_FLAGS)
+
+bench-ci: $(STAMP) ## CI regression check: benchmarks/ci.toml against benchmarks/baseline.json (exit 1 on regression)
+	rm -rf $(CI_OUT)
+	$(BIN)/pebench bench benchmarks/ci.toml --out $(CI_OUT) --check benchmarks/baseline.json
+
+baseline: $(STAMP) ## re-run benchmarks/ci.toml and rewrite benchmarks/baseline.json from it
+	rm -rf $(CI_OUT)
+	$(BIN)/pebench bench benchmarks/ci.toml --out $(CI_OUT) --check benchmarks/baseline.json --update-baseline
+
+plots: $(STAMP) ## waterfall + convergence plots of the last `make bench`, one PNG per problem in $(BENCH_OUT)/plots
+	$(BIN)/pebench plot $(BENCH_OUT) --suite benchmarks/full.toml --out $(BENCH_OUT)/plots
+
+scoreboard: $(STAMP) ## regenerate the README scoreboard section from $(BENCH_OUT)
+	$(BIN)/python benchmarks/scoreboard.py --results $(BENCH_OUT) --suite benchmarks/full.toml --readme README.md
+
+PEERS_STAMP := $(VENV)/.peers-installed
+$(PEERS_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,peers]'
+	touch $(PEERS_STAMP)
+
+peers: $(PEERS_STAMP) ## pe_bench vs pyPESTO + AMICI + fides side by side (installs the [peers] extra; table + results/peers.parquet)
+	$(BIN)/python benchmarks/peers/compare.py

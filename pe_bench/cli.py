@@ -52,9 +52,9 @@ def main(
     debug: Annotated[bool, typer.Option("--debug", help="show tracebacks for user errors")] = False,
 ) -> None:
     """Benchmark parameter-estimation strategies on kinetic models."""
-    import jax
+    from .runtime import configure_jax
 
-    jax.config.update("jax_enable_x64", True)
+    configure_jax()
     _state["debug"] = debug
 
 
@@ -166,9 +166,10 @@ def run(
 ) -> None:
     """Run one estimation method; one Parquet row per start, written as starts finish."""
     from .methods import Budget
+    from .metrics import best_table
     from .problems.registry import resolve
     from .progress import RunProgress
-    from .results import best_table, load_results
+    from .results import load_results
     from .runner import make_method, parse_options, run_method
 
     opts = parse_options(option or []) | ({"local": local} if local else {})
@@ -188,37 +189,161 @@ def run(
             on_eval=bar.on_eval,
         )
     console.print(f"wrote {path}")
-    console.print(best_table(load_results(path.parent)[0]).to_string(index=False))
+    console.print(best_table(*load_results(path.parent)).to_string(index=False))
+
+
+Suite_ = Annotated[
+    Path | None, typer.Option("--suite", help="suite TOML: use its best known values and thresholds")
+]
+
+
+def _suite_reference(suite: Path | None) -> tuple[dict | None, dict | None]:
+    if suite is None:
+        return None, None
+    from .bench import load_suite
+
+    s = load_suite(suite)
+    return s.best_known, s.thresholds
 
 
 @app.command()
 @_user_errors
 def table(
-    folder: Annotated[Path, typer.Argument(help="results folder (as given to run --out)")],
+    folder: Annotated[Path, typer.Argument(help="results folder (as given to run/bench --out)")],
     problem: Annotated[str | None, typer.Option("--problem")] = None,
     top: Annotated[int, typer.Option("--top", help="sorted final objectives shown per method")] = 5,
+    suite: Suite_ = None,
     json_: Annotated[bool, typer.Option("--json")] = False,
+    markdown: Annotated[bool, typer.Option("--markdown", help="a Markdown table")] = False,
 ) -> None:
-    """Best-objective table per problem and method."""
-    from .results import best_table, load_results
+    """Per problem and method: best nllh, converged starts, cost per converged start."""
+    from .metrics import best_table
+    from .results import load_results
 
-    df = best_table(load_results(folder, problem)[0], top=top)
-    print(df.to_json(orient="records") if json_ else df.to_string(index=False))
+    stated, thresholds = _suite_reference(suite)
+    df = best_table(*load_results(folder, problem), top=top, stated=stated, thresholds=thresholds)
+    if json_:
+        print(df.to_json(orient="records"))
+    elif markdown:
+        print(_format_summary(df).to_markdown(index=False))
+    else:
+        print(df.to_string(index=False))
 
 
 @app.command()
 @_user_errors
 def plot(
     folder: Annotated[Path, typer.Argument(help="results folder")],
-    out: Annotated[Path, typer.Option("--out", help="FILE.png")],
+    out: Annotated[Path, typer.Option("--out", help="FILE.png, or a folder for one PNG per problem")],
     problem: Annotated[str | None, typer.Option("--problem")] = None,
+    suite: Suite_ = None,
 ) -> None:
     """Waterfall and convergence plots of every method in a results folder."""
     from .plots import comparison_figure
-    from .results import load_results
+    from .results import PROBLEM, load_results
 
+    stated, thresholds = _suite_reference(suite)
     starts, history = load_results(folder, problem)
-    console.print(f"wrote {comparison_figure(starts, history, out)}")
+    if out.suffix.lower() == ".png":
+        console.print(f"wrote {comparison_figure(starts, history, out, stated, thresholds)}")
+        return
+    for name in sorted(starts[PROBLEM].unique()):
+        s, h = starts[starts[PROBLEM] == name], history[history[PROBLEM] == name]
+        console.print(f"wrote {comparison_figure(s, h, out / f'{name}.png', stated, thresholds)}")
+
+
+def _format_summary(df):
+    """The summary columns a reader compares methods by, rounded."""
+    cols = {
+        "problem": "problem",
+        "method": "method",
+        "best_nllh": "best nllh",
+        "converged": "converged",
+        "frac_converged": "frac",
+        "median_fevals_to_threshold": "med. evals to thr.",
+        "median_seconds_to_threshold": "med. s to thr.",
+        "fevals_per_converged": "evals / conv.",
+        "seconds_per_converged": "s / conv.",
+        "failed_integrations": "failed integr.",
+        "total_seconds": "total s",
+    }
+    out = df.assign(converged=[f"{c}/{n}" for c, n in zip(df["converged"], df["starts"], strict=True)])
+    out = out[list(cols)].rename(columns=cols)
+    return out.round(
+        {
+            "best nllh": 4,
+            "frac": 2,
+            "med. evals to thr.": 0,
+            "med. s to thr.": 2,
+            "evals / conv.": 0,
+            "s / conv.": 2,
+            "total s": 1,
+        }
+    )
+
+
+@app.command()
+@_user_errors
+def bench(
+    suite: Annotated[Path, typer.Argument(help="suite TOML file (benchmarks/*.toml)")],
+    out: Annotated[Path | None, typer.Option("--out", help="results folder [results/bench/<suite>]")] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="start a local Dask cluster with N worker processes")
+    ] = None,
+    scheduler: Annotated[
+        str | None, typer.Option("--scheduler", help="address of a running Dask scheduler")
+    ] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="keep finished starts, run the rest")] = False,
+    check: Annotated[
+        Path | None, typer.Option("--check", help="baseline JSON: exit 1 if any problem/method regressed")
+    ] = None,
+    update_baseline: Annotated[
+        bool, typer.Option("--update-baseline", help="rewrite the --check file from this run")
+    ] = False,
+) -> None:
+    """Run a benchmark suite (problems x methods x seeds), print its summary, check a baseline."""
+    from .bench import (
+        baseline_from,
+        check_baseline,
+        load_suite,
+        read_baseline,
+        run_suite,
+        write_baseline,
+    )
+
+    if update_baseline and check is None:
+        raise PeBenchError("--update-baseline needs --check FILE (the baseline to write)")
+    s = load_suite(suite)
+    baseline = read_baseline(check) if check is not None and not update_baseline else None
+    out = out or Path("results/bench") / s.name
+
+    def on_task_done(task, output, error):
+        if error is not None:
+            console.print(f"[red]{task.key}: failed: {error}[/red]")
+            return
+        best = min((r.nllh_final for r in output.results), default=float("nan"))
+        console.print(f"{task.key}: best {best:.4f}  ({output.seconds:.1f} s)")
+
+    result = run_suite(s, out, workers=workers, scheduler=scheduler, resume=resume, on_task_done=on_task_done)
+    console.print(_format_summary(result.summary).to_string(index=False))
+    console.print(f"suite '{s.name}': {result.n_tasks} tasks, {result.wall_seconds:.1f} s; results in {out}")
+    if result.failed_tasks:
+        raise PeBenchError(
+            f"{len(result.failed_tasks)} task(s) failed: "
+            + "; ".join(result.failed_tasks)
+            + " (finished starts are kept; rerun with --resume)"
+        )
+    if update_baseline:
+        old = read_baseline(check) if check.exists() else None
+        console.print(f"wrote {write_baseline(check, baseline_from(result.summary, old))}")
+    elif baseline is not None:
+        regressions = check_baseline(result.summary, baseline)
+        if regressions:
+            print(f"REGRESSION against {check}:", file=sys.stderr)
+            for line in regressions:
+                print(f"  {line}", file=sys.stderr)
+            raise typer.Exit(1)
+        console.print(f"no regression against {check} ({len(baseline)} entries)")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ Plot functions take DataFrames (as read by ``results.load_results``) and an opti
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import matplotlib
@@ -16,15 +17,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from .metrics import THRESHOLD, best_known  # noqa: E402
 from .results import BEST_NLLH, METHOD, N_FEVALS, NLLH_FINAL, PROBLEM, SECONDS, SEED, START, WALL_TIME_S  # noqa: E402
 
 _OFFSET_FLOOR = 1e-4  # a start exactly at the best is drawn here on the log axis
 
 
-def waterfall(starts: pd.DataFrame, ax=None, best: float | None = None):
+def waterfall(starts: pd.DataFrame, ax=None, best: float | None = None, threshold: float = THRESHOLD):
     """Sorted final nllh against start rank, one line per method, offset from the best.
 
-    The y axis is ``nllh - best + 1e-4`` on a log scale (best = best over all methods);
+    The y axis is ``nllh - best + 1e-4`` on a log scale (best = the best known value,
+    by default the best over all methods); the dashed line is the convergence threshold;
     failed starts (+inf) are left out and counted in the legend.
     """
     ax = ax or plt.gca()
@@ -38,7 +41,7 @@ def waterfall(starts: pd.DataFrame, ax=None, best: float | None = None):
     ax.set_yscale("log")
     ax.set_xlabel("start (sorted by final nllh)")
     ax.set_ylabel(f"nllh - best + {_OFFSET_FLOOR:g}   (best = {best:.4f})")
-    ax.axhline(0.1, color="grey", lw=0.8, ls="--")
+    ax.axhline(threshold, color="grey", lw=0.8, ls="--")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return ax
@@ -74,7 +77,12 @@ def run_traces(starts: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
 
 
 def convergence(
-    starts: pd.DataFrame, history: pd.DataFrame, x: str = N_FEVALS, ax=None, best: float | None = None
+    starts: pd.DataFrame,
+    history: pd.DataFrame,
+    x: str = N_FEVALS,
+    ax=None,
+    best: float | None = None,
+    threshold: float = THRESHOLD,
 ):
     """Best-so-far nllh (offset from the best) against evaluations or seconds, per method."""
     ax = ax or plt.gca()
@@ -86,23 +94,37 @@ def convergence(
     ax.set_xscale("log")
     ax.set_xlabel("function evaluations" if x == N_FEVALS else "seconds")
     ax.set_ylabel("best nllh so far - best")
-    ax.axhline(0.1, color="grey", lw=0.8, ls="--")
+    ax.axhline(threshold, color="grey", lw=0.8, ls="--")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return ax
 
 
-def comparison_figure(starts: pd.DataFrame, history: pd.DataFrame, out: Path) -> Path:
-    """One row per problem: waterfall, convergence vs evaluations, convergence vs seconds."""
+def comparison_figure(
+    starts: pd.DataFrame,
+    history: pd.DataFrame,
+    out: Path,
+    stated: Mapping[str, float] | None = None,
+    thresholds: Mapping[str, float] | float | None = None,
+) -> Path:
+    """One row per problem: waterfall, convergence vs evaluations, convergence vs seconds.
+
+    ``stated`` / ``thresholds``: best known values and convergence thresholds per problem
+    (as in a suite), see :mod:`pe_bench.metrics`.
+    """
     problems = sorted(starts[PROBLEM].unique())
+    reference = best_known(starts, stated)
+    thr = thresholds if isinstance(thresholds, Mapping) else dict.fromkeys(problems, thresholds or THRESHOLD)
     fig, axes = plt.subplots(len(problems), 3, figsize=(16, 4.2 * len(problems)), squeeze=False)
     for row, problem in zip(axes, problems, strict=True):
         s = starts[starts[PROBLEM] == problem]
         h = history[history[PROBLEM] == problem]
-        best = s[NLLH_FINAL][np.isfinite(s[NLLH_FINAL])].min()
-        waterfall(s, ax=row[0], best=best).set_title(f"{problem}: waterfall")
-        convergence(s, h, N_FEVALS, ax=row[1], best=best).set_title(f"{problem}: convergence")
-        convergence(s, h, SECONDS, ax=row[2], best=best).set_title(f"{problem}: convergence (time)")
+        best, t = reference[problem], thr.get(problem, THRESHOLD)
+        waterfall(s, ax=row[0], best=best, threshold=t).set_title(f"{problem}: waterfall")
+        convergence(s, h, N_FEVALS, ax=row[1], best=best, threshold=t).set_title(f"{problem}: convergence")
+        convergence(s, h, SECONDS, ax=row[2], best=best, threshold=t).set_title(
+            f"{problem}: convergence (time)"
+        )
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

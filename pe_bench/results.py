@@ -13,7 +13,6 @@ import os
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -25,7 +24,7 @@ from .methods.base import StartResult
 PROBLEM, METHOD, SEED, START = "problem", "method", "seed", "start"
 X_START, X_FINAL, NLLH_START, NLLH_FINAL = "x_start", "x_final", "nllh_start", "nllh_final"
 N_FEVALS, N_GEVALS, WALL_TIME_S, STATUS, MESSAGE = "n_fevals", "n_gevals", "wall_time_s", "status", "message"
-ROUND, LABEL = "round", "label"
+ROUND, LABEL, N_FAILED = "round", "label", "n_failed"
 SECONDS, BEST_NLLH = "seconds", "best_nllh"
 METADATA_KEY = b"pe_bench"
 
@@ -46,8 +45,11 @@ STARTS_SCHEMA = pa.schema(
         (MESSAGE, pa.string()),
         (ROUND, pa.int64()),
         (LABEL, pa.float64()),
+        (N_FAILED, pa.int64()),
     ]
 )
+#: Columns added after the first release: files without them still read (as nulls).
+_OPTIONAL = {N_FAILED}
 HISTORY_SCHEMA = pa.schema(
     [
         (PROBLEM, pa.string()),
@@ -98,7 +100,9 @@ class RunWriter:
                 )
             read_starts(self.starts_path)  # validates
             # pyarrow's own rows keep nulls as None (pandas would turn them into NaN).
-            self.rows = pq.read_table(self.starts_path).select(STARTS_SCHEMA.names).to_pylist()
+            old = pq.read_table(self.starts_path)
+            names = [n for n in STARTS_SCHEMA.names if n in old.column_names]
+            self.rows = old.select(names).to_pylist()
             if self.history_path.exists():
                 self.history = pq.read_table(self.history_path).select(HISTORY_SCHEMA.names).to_pylist()
 
@@ -124,6 +128,7 @@ class RunWriter:
                 MESSAGE: res.message,
                 ROUND: res.extra.get("round"),
                 LABEL: res.extra.get("label"),
+                N_FAILED: int(res.n_failed),
             }
         )
         self.history.extend(key | {N_FEVALS: n, SECONDS: s, BEST_NLLH: b} for n, s, b in res.history)
@@ -145,8 +150,11 @@ def read_starts(path: Path) -> pd.DataFrame:
     """One starts table, validated against the schema."""
     table = pq.read_table(path)
     missing = [f.name for f in STARTS_SCHEMA if f.name not in table.column_names]
-    if missing:
+    if set(missing) - _OPTIONAL:
         raise ProblemSpecError(f"{path}: not a pe_bench starts table (missing {', '.join(missing)})")
+    for name in missing:
+        column = STARTS_SCHEMA.field(name)
+        table = table.append_column(column, pa.nulls(len(table), column.type))
     return table.select(STARTS_SCHEMA.names).to_pandas()
 
 
@@ -172,36 +180,3 @@ def load_results(folder: Path, problem: str | None = None) -> tuple[pd.DataFrame
         if df.empty:
             raise ProblemSpecError(f"{folder}: no results for problem '{problem}'")
     return df, hf
-
-
-def best_table(df: pd.DataFrame, top: int = 5) -> pd.DataFrame:
-    """Per problem and method: sorted final objectives, best, starts near the overall best.
-
-    ``within_0.1`` / ``within_1.0`` count starts whose final nllh is within 0.1 / 1.0 of
-    the best value found by any method on that problem (``frac_*`` the fractions).
-    """
-    rows = []
-    for problem, pdf in df.groupby(PROBLEM):
-        overall = pdf[NLLH_FINAL].min()
-        for method, mdf in pdf.groupby(METHOD):
-            values = np.sort(mdf[NLLH_FINAL].to_numpy())
-            n = len(values)
-            near01 = int((values <= overall + 0.1).sum())
-            near1 = int((values <= overall + 1.0).sum())
-            rows.append(
-                {
-                    PROBLEM: problem,
-                    METHOD: method,
-                    "starts": n,
-                    "best": values[0] if n else np.nan,
-                    "within_0.1": near01,
-                    "frac_0.1": near01 / n if n else np.nan,
-                    "within_1.0": near1,
-                    "frac_1.0": near1 / n if n else np.nan,
-                    "failed": int((mdf[STATUS] == "failed").sum()),
-                    "median_fevals": float(mdf[N_FEVALS].median()),
-                    "median_seconds": float(mdf[WALL_TIME_S].median()),
-                    f"top{top}": [round(float(v), 4) for v in values[:top]],
-                }
-            )
-    return pd.DataFrame(rows).sort_values([PROBLEM, "best"], ignore_index=True)

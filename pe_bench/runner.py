@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.metadata
 import subprocess
 import sys
@@ -63,6 +64,7 @@ def make_method(name: str, options: dict[str, str] | None = None) -> Method:
         raise ProblemSpecError(f"method '{name}': {exc}") from exc
 
 
+@functools.lru_cache(maxsize=1)
 def _versions() -> dict[str, str]:
     out = {}
     for pkg in ("pe_bench", "jax", "diffrax", "optax", "equinox", "scipy", "pyswarms", "petab"):
@@ -82,6 +84,23 @@ def _versions() -> dict[str, str]:
         sha = ""
     out["git"] = sha or "unknown"
     return out
+
+
+def run_metadata(
+    problem: Problem, method: Method, budget: Budget, options: SolverOptions, target: float | None = None
+) -> dict:
+    """Provenance stored in every result file: command, versions, solver, options, budget."""
+    return {
+        "command": " ".join(sys.argv),
+        "versions": dict(_versions()),
+        "solver": options.as_dict(),
+        "method_options": {f.name: getattr(method, f.name) for f in dataclasses.fields(method) if f.repr},
+        "budget": dataclasses.asdict(budget),
+        "parameter_ids": problem.x_ids,
+        "parameter_scale": problem.x_scale,
+        "target": target,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
 
 
 def run_method(
@@ -114,17 +133,7 @@ def run_method(
         raise ProblemSpecError(f"problem '{problem.name}' has no measurements: nothing to fit")
     objective = objective or Objective(problem, options or SolverOptions())
     lower, upper = problem.bounds
-    metadata = {
-        "command": " ".join(sys.argv),
-        "versions": _versions(),
-        "solver": objective.options.as_dict(),
-        "method_options": {f.name: getattr(method, f.name) for f in dataclasses.fields(method) if f.repr},
-        "budget": dataclasses.asdict(budget),
-        "parameter_ids": problem.x_ids,
-        "parameter_scale": problem.x_scale,
-        "target": target,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
+    metadata = run_metadata(problem, method, budget, objective.options, target)
     writer = RunWriter(out, problem.name, method.name, seed, metadata, resume)
     callbacks = Callbacks(target=target, on_eval=on_eval)
     results = method.run(objective, lower, upper, budget, seed, callbacks, skip=writer.done)

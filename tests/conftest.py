@@ -2,10 +2,11 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import jax  # noqa: E402
 import pytest  # noqa: E402
 
-jax.config.update("jax_enable_x64", True)
+from pe_bench.runtime import configure_jax  # noqa: E402
+
+configure_jax()  # float64 and the persistent compilation cache, as the CLI does
 
 
 @pytest.fixture(autouse=True)

@@ -67,7 +67,11 @@ class StopStart(Exception):
 
 @dataclass
 class StartResult:
-    """The outcome of one start; ``history`` rows are (n_fevals, seconds, best_nllh)."""
+    """The outcome of one start.
+
+    ``history`` rows are (n_fevals, seconds, best_nllh), one per improvement; ``n_failed``
+    counts evaluations whose integration failed or gave a non-finite value.
+    """
 
     start: int
     x_start: np.ndarray
@@ -80,6 +84,7 @@ class StartResult:
     status: str
     message: str
     history: list[tuple[int, float, float]] = field(default_factory=list)
+    n_failed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -191,6 +196,7 @@ class StartTracker:
             message=message,
             history=list(self.history),
             extra=dict(extra or {}),
+            n_failed=self.n_failed,
         )
 
 
@@ -203,6 +209,9 @@ class Method(abc.ABC):
     """
 
     name: ClassVar[str]
+    #: True when start ``i`` does not depend on the other starts, so that a benchmark may
+    #: split the starts of one run over several tasks (with ``skip``).
+    independent_starts: ClassVar[bool] = False
 
     @abc.abstractmethod
     def run(

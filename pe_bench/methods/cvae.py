@@ -152,6 +152,7 @@ class ConditionalVAE(Method):
                     "n_failed": int((~np.isfinite(screen_values)).sum()),
                 }
                 screen_share = np.zeros(n, dtype=int)  # LHS points are evaluated again as starts
+                fail_share = np.zeros(n, dtype=int)
             else:
                 key, k_train, k_sample = jax.random.split(key, 3)
                 xs = np.concatenate([a for a, _ in archive])
@@ -193,6 +194,9 @@ class ConditionalVAE(Method):
                 # The screening batch is part of the budget: shared out over the round's starts.
                 screen_share = np.full(n, self.samples // n)
                 screen_share[: self.samples % n] += 1
+                n_bad = stats["n_failed"]
+                fail_share = np.full(n, n_bad // n)
+                fail_share[: n_bad % n] += 1
             # Training and screening time is charged to the round's starts, like the evaluations.
             overhead = time.perf_counter() - t_round
             stats["overhead_seconds"] = overhead
@@ -203,6 +207,7 @@ class ConditionalVAE(Method):
                 # evaluations are training data, so later rounds come out the same.
                 tracker = StartTracker(objective, budget, callbacks, i, archive=archive)
                 tracker.n_fevals += int(screen_share[j])
+                tracker.n_failed += int(fail_share[j])
                 tracker.t0 -= overhead / n
                 status, message = local_search(tracker, x0, lower, upper, self.local, self.tol)
                 if i in skip:

@@ -82,6 +82,7 @@ class MultiStart(Method):
     """
 
     name = "multistart"
+    independent_starts = True
     local: str = "L-BFGS-B"
     tol: float = 1e-8
 

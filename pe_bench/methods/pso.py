@@ -59,6 +59,7 @@ class ParticleSwarm(Method):
     """
 
     name = "pso"
+    independent_starts = True
     particles: int = 30
     iterations: int | None = None
     c1: float = 0.5

@@ -1,0 +1,290 @@
+"""Benchmark suites: parsing, the comparison figures, baselines, the CLI, and Dask."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import textwrap
+import threading
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from helpers import SHARED
+from typer.testing import CliRunner
+
+from pe_bench.bench import (
+    Task,
+    baseline_from,
+    check_baseline,
+    load_suite,
+    plan,
+    run_suite,
+)
+from pe_bench.cli import app
+from pe_bench.metrics import summarise
+from pe_bench.results import load_results
+
+runner = CliRunner()
+
+
+def write_suite(tmp_path: Path, body: str, name: str = "suite.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+SMALL = """
+    name = "small"
+    seeds = [3]
+    starts = 4
+    max_evals = 40
+    chunk = 1
+
+    [[problems]]
+    source = "cortisol"
+
+    [[methods]]
+    name = "multistart"
+
+    [[methods]]
+    name = "pso"
+    options = { particles = 8 }
+    max_evals = 48
+"""
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def test_summary_figures_match_hand_computed_values():
+    starts = pd.DataFrame(
+        {
+            "problem": ["P"] * 6,
+            "method": ["A"] * 4 + ["B"] * 2,
+            "seed": [0] * 6,
+            "start": [0, 1, 2, 3, 0, 1],
+            "nllh_final": [10.0, 10.04, 10.2, math.inf, 9.95, 12.0],
+            "n_fevals": [100, 200, 300, 50, 80, 80],
+            "wall_time_s": [1.0, 2.0, 3.0, 0.5, 1.0, 1.0],
+            "status": ["converged", "converged", "max_evals", "failed", "converged", "converged"],
+            "n_failed": [0, 1, 2, 50, 0, 0],
+        }
+    )
+    history = pd.DataFrame(
+        [
+            ("P", "A", 0, 0, 10, 0.1, 50.0),
+            ("P", "A", 0, 0, 60, 0.6, 10.03),
+            ("P", "A", 0, 0, 100, 1.0, 10.0),
+            ("P", "A", 0, 1, 150, 1.5, 10.04),
+            ("P", "A", 0, 2, 300, 3.0, 10.2),
+            ("P", "B", 0, 0, 70, 0.9, 9.95),
+            ("P", "B", 0, 1, 80, 1.0, 12.0),
+        ],
+        columns=["problem", "method", "seed", "start", "n_fevals", "seconds", "best_nllh"],
+    )
+    table = summarise(starts, history, stated={"P": 10.0}, thresholds=0.1).set_index("method")
+    a, b = table.loc["A"], table.loc["B"]
+    # best known = min(stated 10.0, found 9.95); converged: nllh <= 10.05
+    assert a["best_known"] == 9.95 and b["best_known"] == 9.95
+    assert (a["converged"], a["frac_converged"]) == (2, 0.5)
+    assert (b["converged"], b["frac_converged"]) == (1, 0.5)
+    assert a["fevals_per_converged"] == 650 / 2 and a["seconds_per_converged"] == 6.5 / 2
+    assert a["median_fevals_to_threshold"] == (60 + 150) / 2
+    assert a["median_seconds_to_threshold"] == pytest.approx((0.6 + 1.5) / 2)
+    assert b["median_fevals_to_threshold"] == 70
+    assert (a["failed_starts"], a["failed_integrations"]) == (1, 53)
+    assert a["best_nllh"] == 10.0 and a["total_seconds"] == 6.5
+    # no converged start: cost per converged start is infinite
+    worse = summarise(starts, history, stated={"P": 5.0}).set_index("method")
+    assert worse.loc["A", "converged"] == 0 and math.isinf(worse.loc["A", "fevals_per_converged"])
+
+
+def test_baseline_check_lists_each_regression():
+    summary = pd.DataFrame(
+        {
+            "problem": ["P", "P", "Q"],
+            "method": ["A", "B", "A"],
+            "best_nllh": [10.5, 3.0, 1.0],
+            "frac_converged": [0.5, 0.2, 1.0],
+        }
+    )
+    baseline = {
+        "P/A": {"best_nllh": 10.0, "frac_converged": 0.5, "tol_nllh": 0.1, "tol_frac": 0.25},
+        "P/B": {"best_nllh": 3.0, "frac_converged": 0.6, "tol_nllh": 0.1, "tol_frac": 0.25},
+        "Q/A": {"best_nllh": 1.05, "frac_converged": 1.0, "tol_nllh": 0.1, "tol_frac": 0.25},
+        "R/A": {"best_nllh": 0.0, "frac_converged": 1.0, "tol_nllh": 0.1, "tol_frac": 0.25},
+    }
+    lines = check_baseline(summary, baseline)
+    assert len(lines) == 3
+    assert lines[0].startswith("P/A: best nllh 10.5000 is worse than the baseline 10.0000")
+    assert lines[1].startswith("P/B: fraction converged 0.20 dropped from 0.60")
+    assert lines[2] == "R/A: no results (the baseline has it)"
+    # a baseline written from the summary passes its own check
+    assert check_baseline(summary, baseline_from(summary)) == []
+    new = baseline_from(summary, baseline)
+    assert new["P/A"]["tol_nllh"] == 0.1 and new["P/A"]["best_nllh"] == 10.5
+
+
+# ----------------------------------------------------------------------------- suite files
+
+
+def test_suite_paths_are_relative_to_the_suite_file(tmp_path):
+    rel = os.path.relpath(SHARED / "Boehm_JProteomeRes2014", tmp_path)
+    suite = load_suite(
+        write_suite(
+            tmp_path,
+            f"""
+            starts = 3
+            [[problems]]
+            source = "{rel}"
+            best_known = 138.22
+            threshold = 0.5
+            [[methods]]
+            name = "multistart"
+            options = {{ tol = 1e-6 }}
+            [[methods]]
+            name = "adam"
+            starts = 2
+            """,
+        )
+    )
+    assert suite.name == "suite" and suite.seeds == (0,)
+    assert suite.best_known == {"Boehm_JProteomeRes2014": 138.22}
+    assert suite.thresholds == {"Boehm_JProteomeRes2014": 0.5}
+    assert [m.budget.n_starts for m in suite.methods] == [3, 2]
+    assert dict(suite.methods[0].options) == {"tol": "1e-06"}
+    tasks = plan(suite, tmp_path / "out", resume=False)
+    # multistart starts are independent: chunks of 5 (one here); adam is one task
+    assert [(t.method.name, t.starts) for t in tasks] == [("multistart", (0, 1, 2)), ("adam", (0, 1))]
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("seeds = [0]\n[[methods]]\nname='pso'\n", "no [[problems]] entries"),
+        ("[[problems]]\nsource='cortisol'\n", "no [[methods]] entries"),
+        ("starts = 0\n[[problems]]\nsource='cortisol'\n[[methods]]\nname='pso'\n", "starts: must be >= 1"),
+        ("budget = 3\n[[problems]]\nsource='cortisol'\n[[methods]]\nname='pso'\n", "unknown key(s) budget"),
+        ("[[problems]]\nsource='cortisol'\n[[methods]]\nname='bfgs'\n", "methods[0]: unknown method 'bfgs'"),
+        (
+            "[[problems]]\nsource='cortisol'\n[[methods]]\nname='pso'\noptions={speed=1}\n",
+            "methods[0]: method 'pso' has no option 'speed'",
+        ),
+        (
+            "[[problems]]\nsource='nowhere/model.yaml'\n[[methods]]\nname='pso'\n",
+            "problems[0]: 'nowhere/model.yaml'",
+        ),
+        ("[[problems]\nsource='cortisol'\n", "not valid TOML"),
+    ],
+)
+def test_bad_suite_is_one_line_exit_2(tmp_path, body, message):
+    path = write_suite(tmp_path, body)
+    result = runner.invoke(app, ["bench", str(path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and str(path) in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_suite_file(tmp_path):
+    result = runner.invoke(app, ["bench", str(tmp_path / "none.toml")])
+    assert result.exit_code == 2 and "suite file not found" in result.stderr
+
+
+# ----------------------------------------------------------------------------- CLI end to end
+
+
+def test_bench_cli_check_and_update_baseline(tmp_path):
+    suite = write_suite(tmp_path, SMALL)
+    out, baseline = tmp_path / "out", tmp_path / "baseline.json"
+    first = runner.invoke(
+        app, ["bench", str(suite), "--out", str(out), "--check", str(baseline), "--update-baseline"]
+    )
+    assert first.exit_code == 0, first.output
+    assert "cortisol" in first.stdout and "multistart" in first.stdout
+    data = json.loads(baseline.read_text())
+    assert set(data) == {"cortisol/multistart", "cortisol/pso"}
+    # the result folder is readable by table and plot like a `pebench run` folder
+    starts, _ = load_results(out)
+    assert len(starts) == 8 and set(starts["seed"]) == {3}
+    # the same results pass their own baseline (resume: nothing left to run)
+    again = runner.invoke(app, ["bench", str(suite), "--out", str(out), "--resume", "--check", str(baseline)])
+    assert again.exit_code == 0, again.output
+    assert "no regression" in again.stdout and "0 tasks" in again.stdout
+    # a baseline that the results cannot meet: exit 1 with the list
+    data["cortisol/multistart"]["best_nllh"] -= 5.0
+    data["cortisol/pso"]["frac_converged"] = 1.0
+    data["cortisol/pso"]["tol_frac"] = 0.0
+    baseline.write_text(json.dumps(data))
+    bad = runner.invoke(app, ["bench", str(suite), "--out", str(out), "--resume", "--check", str(baseline)])
+    assert bad.exit_code == 1, bad.output
+    assert "REGRESSION" in bad.stderr
+    assert "cortisol/multistart: best nllh" in bad.stderr
+    # without --resume existing results are an error, before anything runs
+    clash = runner.invoke(app, ["bench", str(suite), "--out", str(out)])
+    assert clash.exit_code == 2 and "results exist" in clash.stderr
+    table = runner.invoke(app, ["table", str(out), "--suite", str(suite), "--markdown"])
+    assert table.exit_code == 0 and "| cortisol" in table.stdout
+    plots = runner.invoke(app, ["plot", str(out), "--out", str(tmp_path / "plots")])
+    assert plots.exit_code == 0 and (tmp_path / "plots" / "cortisol.png").stat().st_size > 10_000
+
+
+# ----------------------------------------------------------------------------- Dask
+
+
+def _deterministic(summary: pd.DataFrame) -> pd.DataFrame:
+    cols = ["problem", "method", "starts", "best_nllh", "converged", "median_fevals_to_threshold"]
+    return summary[cols].reset_index(drop=True)
+
+
+def _final(out: Path) -> pd.DataFrame:
+    starts, _ = load_results(out)
+    return starts.sort_values(["method", "start"])[["method", "start", "nllh_final", "n_fevals"]].reset_index(
+        drop=True
+    )
+
+
+@pytest.mark.slow
+def test_local_cluster_matches_in_process_and_survives_a_killed_worker(tmp_path):
+    from distributed import Client, LocalCluster
+
+    suite = load_suite(write_suite(tmp_path, SMALL))
+    here = run_suite(suite, tmp_path / "here")
+
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        ) as cluster,
+        Client(cluster) as spy,
+    ):
+        killed: list[int] = []
+        written_at_kill: list[int] = []
+        lock = threading.Lock()
+
+        def kill_a_busy_worker(task: Task, output, error):
+            with lock:
+                if killed:
+                    return
+                busy = [addr for addr, keys in spy.processing().items() if keys]
+                if not busy:
+                    return
+                pid = spy.run(os.getpid, workers=[busy[0]])[busy[0]]
+                written_at_kill.append(len(load_results(tmp_path / "dask")[0]))
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+
+        there = run_suite(
+            suite, tmp_path / "dask", scheduler=cluster.scheduler_address, on_task_done=kill_a_busy_worker
+        )
+    assert killed, "no worker was busy when the first task finished"
+    assert written_at_kill[0] >= 1
+    assert there.failed_tasks == []
+    pd.testing.assert_frame_equal(_deterministic(here.summary), _deterministic(there.summary))
+    a, b = _final(tmp_path / "here"), _final(tmp_path / "dask")
+    assert len(b) == 8
+    np.testing.assert_array_equal(a["nllh_final"], b["nllh_final"])
+    np.testing.assert_array_equal(a["n_fevals"], b["n_fevals"])
