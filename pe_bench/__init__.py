@@ -21,9 +21,37 @@ from .errors import (
 from .errors import (
     UnsupportedFeatureError as UnsupportedFeatureError,
 )
-from .objective import Objective as Objective  # noqa: E402
-from .problems.base import Problem as Problem  # noqa: E402
-from .problems.registry import resolve as resolve  # noqa: E402
-from .simulate import SolverOptions as SolverOptions  # noqa: E402
+from .options import SolverOptions as SolverOptions  # noqa: E402
+
+# The rest of the public API is imported on first use (PEP 562), so that commands that do
+# not need JAX, diffrax or petab (or find a stored objective, see aot.py) start quickly.
+_LAZY = {
+    "Objective": ("pe_bench.objective", "Objective"),
+    "Problem": ("pe_bench.problems.base", "Problem"),
+    "resolve": ("pe_bench.problems.registry", "resolve"),
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'pe_bench' has no attribute {name!r}")
+
+
+__all__ = [
+    "ModelImportError",
+    "Objective",
+    "PeBenchError",
+    "Problem",
+    "ProblemSpecError",
+    "SolverOptions",
+    "UnsupportedFeatureError",
+    "resolve",
+]
 
 __version__ = "0.1.0"

@@ -94,21 +94,16 @@ def evaluate(
     json_: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Evaluate the negative log-likelihood (and gradient) at one parameter vector."""
-    from .problems.registry import resolve
-    from .report import evaluate as run
-    from .report import parameters_from_spec
+    from .report import evaluate_source
 
-    pb = resolve(problem)
-    if not pb.has_data:
-        raise PeBenchError(f"problem '{problem}' has no measurements: use 'pebench simulate'")
-    result = run(pb, parameters_from_spec(pb, params), grad=grad)
+    result = evaluate_source(problem, params, grad=grad)
     if json_:
         print(json.dumps(result))
         return
     console.print(
         f"{result['problem']}: llh = {result['llh']:.6f}  nllh = {result['nllh']:.6f}  "
         f"status = {result['status']}  ({result['wall_time_s'] * 1e3:.1f} ms, "
-        f"compile {result['compile_time_s']:.1f} s)"
+        f"compile {result['compile_time_s']:.1f} s{', stored objective' if result['cached'] else ''})"
     )
     if result["grad"] is not None:
         for pid, g in zip(result["parameter_ids"], result["grad"], strict=True):

@@ -69,7 +69,8 @@ class Objective:
     for every call; new parameter values never retrigger compilation.
 
     * ``value(x) -> (nllh, status)``
-    * ``value_and_grad(x) -> (nllh, grad, status)`` (JAX reverse-mode autodiff)
+    * ``value_and_grad(x) -> (nllh, grad, status)`` (JAX autodiff, forward or reverse mode
+      as ``options.sensitivity`` says; ``"auto"`` is decided here from the parameter count)
     * ``batch(X) -> (nllh[n], status[n])`` (vmap over parameter vectors)
 
     A failed integration or a non-finite likelihood gives ``nllh = +inf`` and a non-zero
@@ -82,6 +83,7 @@ class Objective:
     def __post_init__(self):
         if not self.problem.has_data:
             raise ValueError("problem has no measurements; it can be simulated, not fitted")
+        self.options = self.options.resolved(len(self.problem.x_ids))
         self.simulator = Simulator(self.problem, model_functions(self.problem), self.options)
         pb = self.problem
         self._trans = np.array(
@@ -92,7 +94,7 @@ class Objective:
             dtype=np.int32,
         )
         self._value = jax.jit(self._nllh_status)
-        self._value_and_grad = jax.jit(jax.value_and_grad(self._nllh_status, has_aux=True))
+        self._value_and_grad = jax.jit(self.value_and_grad_fn)
         self._batch = jax.jit(jax.vmap(self._nllh_status))
         self._simulate = jax.jit(self.simulator)
 
@@ -111,6 +113,20 @@ class Objective:
         )
         return jnp.where(status == STATUS_OK, value, jnp.inf), status
 
+    def value_and_grad_fn(self, x):
+        """Pure (jit/vmap-able) ``x -> (nllh, grad, status)`` in the configured mode."""
+        if self.options.sensitivity == "forward":
+            # One tangent per parameter, all in one vmapped forward pass.
+            def tangent(t):
+                return jax.jvp(self._nllh_status, (x,), (t,), has_aux=True)
+
+            value, grad, status = jax.vmap(tangent, out_axes=(None, 0, None))(
+                jnp.eye(x.shape[-1], dtype=x.dtype)
+            )
+            return value, grad, status
+        (value, status), grad = jax.value_and_grad(self._nllh_status, has_aux=True)(x)
+        return value, grad, status
+
     def value(self, x) -> tuple[float, int]:
         """Nllh and status at ``x``."""
         v, s = self._value(jnp.asarray(x, dtype=jnp.float64))
@@ -122,7 +138,7 @@ class Objective:
 
     def value_and_grad(self, x) -> tuple[float, np.ndarray, int]:
         """nllh, its gradient with respect to ``x`` and the status."""
-        (v, s), g = self._value_and_grad(jnp.asarray(x, dtype=jnp.float64))
+        v, g, s = self._value_and_grad(jnp.asarray(x, dtype=jnp.float64))
         return float(v), np.asarray(g), int(s)
 
     def batch(self, xs) -> tuple[np.ndarray, np.ndarray]:

@@ -10,16 +10,18 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-import pandas as pd
 
 from .errors import PeBenchError, ProblemSpecError
-from .objective import Objective
-from .problems.base import Problem, to_scale
-from .simulate import STATUS_NAMES, Simulator, SolverOptions, model_functions
+from .options import STATUS_NAMES, SolverOptions
+from .scales import from_scale, to_scale
+
+if TYPE_CHECKING:  # the heavy imports (jax, diffrax, petab, pandas) happen where needed
+    import pandas as pd
+
+    from .problems.base import Problem
 
 
 def parameters_from_spec(problem: Problem, spec: str) -> np.ndarray:
@@ -44,11 +46,13 @@ def parameters_from_spec(problem: Problem, spec: str) -> np.ndarray:
     path = Path(spec)
     if not path.is_file():
         raise ProblemSpecError(f"{spec}: not 'nominal', 'true' or an existing parameter TSV file")
+    import pandas as pd
+
     df = pd.read_csv(path, sep="\t")
     for col in ("parameterId", "value"):
         if col not in df.columns:
             raise ProblemSpecError(f"{path}: required column '{col}' is missing")
-    values = dict(zip(problem.x_ids, problem.theta_nominal[problem.theta_estimated], strict=True))
+    values = dict(zip(problem.x_ids, from_scale(problem.x_nominal, problem.x_scale), strict=True))
     for pid, v in zip(df["parameterId"], df["value"], strict=True):
         if pid not in values:
             raise ProblemSpecError(f"{path}: parameter '{pid}' is not estimated in problem '{problem.name}'")
@@ -67,8 +71,18 @@ def evaluate(
         A dict with ``problem``, ``parameter_ids``, ``x``, ``llh``, ``nllh``, ``grad``
         (of nllh w.r.t. x, or None), ``status``, ``wall_time_s``, ``compile_time_s``.
     """
+    from .objective import Objective
+
     objective = Objective(problem, options or SolverOptions())
     fn = objective._value_and_grad if grad else objective._value
+    return _run(problem, fn, x, grad)
+
+
+def _run(problem, fn, x, grad: bool) -> dict:
+    """Compile ``fn`` at ``x`` (timed apart), call it once (timed) and report."""
+    import jax
+    import jax.numpy as jnp
+
     xj = jnp.asarray(x, dtype=jnp.float64)
     t0 = time.perf_counter()
     compiled = fn.lower(xj).compile()
@@ -76,7 +90,7 @@ def evaluate(
     t0 = time.perf_counter()
     out = jax.block_until_ready(compiled(xj))
     wall = time.perf_counter() - t0
-    (value, status), g = out if grad else (out, None)
+    value, g, status = out if grad else (out[0], None, out[1])
     value = float(value)
     return {
         "problem": problem.name,
@@ -91,6 +105,50 @@ def evaluate(
     }
 
 
+def evaluate_source(source: str, spec: str = "nominal", grad: bool = False) -> dict:
+    """Like :func:`evaluate` for a problem named as on the command line, cached on disk.
+
+    The first call loads the problem, traces and compiles the objective, and stores it
+    (:mod:`pe_bench.aot`); later processes with the same problem files, pe_bench sources
+    and library versions load the stored objective instead, without loading the problem
+    or tracing it again. ``result["cached"]`` says which happened.
+
+    Raises:
+        PeBenchError: as :func:`~pe_bench.problems.registry.resolve` and
+            :func:`parameters_from_spec`; a problem without measurements.
+    """
+    from . import aot
+
+    options = SolverOptions()
+    key = aot.cache_key(source, options, "value_and_grad" if grad else "value")
+    hit = aot.load(key)
+    if hit is not None:
+        import jax
+
+        header, exported = hit
+        result = _run(header, jax.jit(exported.call), parameters_from_spec(header, spec), grad)
+        return result | {"cached": True}
+    from .objective import Objective
+    from .problems.registry import resolve
+
+    problem = resolve(source)
+    if not problem.has_data:
+        raise PeBenchError(f"problem '{source}' has no measurements: use 'pebench simulate'")
+    x = parameters_from_spec(problem, spec)
+    objective = Objective(problem, options)
+    fn = objective._value_and_grad if grad else objective._value
+    # Run the exported form itself, so that the XLA executable the persistent compilation
+    # cache keeps is the one a later process will ask for.
+    exported = aot.export(fn, x) if key is not None else None
+    if exported is not None:
+        import jax
+
+        fn = jax.jit(exported.call)
+    result = _run(problem, fn, x, grad)
+    aot.store(key, problem, exported)
+    return result | {"cached": False}
+
+
 def simulation_table(problem: Problem, x: np.ndarray, options: SolverOptions | None = None) -> pd.DataFrame:
     """Observables (at the measurements) and states (at the output times), long format.
 
@@ -101,6 +159,12 @@ def simulation_table(problem: Problem, x: np.ndarray, options: SolverOptions | N
     Raises:
         PeBenchError: the integration failed.
     """
+    import jax
+    import jax.numpy as jnp
+    import pandas as pd
+
+    from .simulate import Simulator, model_functions
+
     simulator = Simulator(problem, model_functions(problem), options or SolverOptions())
     out = jax.jit(simulator)(jnp.asarray(x, dtype=jnp.float64))
     if not bool(out["ok"]):

@@ -18,48 +18,15 @@ import optimistix as optx
 
 from .model.codegen import jax_function
 from .model.mathml import TIME
+from .options import (  # noqa: F401  (re-exported: simulate is where users look for them)
+    FORWARD_MAX_PAR,
+    STATUS_INTEGRATION_FAILED,
+    STATUS_NAMES,
+    STATUS_NONFINITE,
+    STATUS_OK,
+    SolverOptions,
+)
 from .problems.base import Problem
-
-#: Status codes carried with every objective value.
-STATUS_OK = 0
-STATUS_INTEGRATION_FAILED = 1
-STATUS_NONFINITE = 2
-STATUS_NAMES = {
-    STATUS_OK: "ok",
-    STATUS_INTEGRATION_FAILED: "integration_failed",
-    STATUS_NONFINITE: "nonfinite",
-}
-
-
-@dataclass(frozen=True)
-class SolverOptions:
-    """Integration settings shared by every simulation of a problem.
-
-    Attributes:
-        rtol, atol: relative and absolute tolerances of the PID step-size controller
-            (and of the Newton root finder inside the implicit solver).
-        max_steps: step budget per simulation; exceeding it is a failed integration.
-        blowup_threshold: a state whose magnitude exceeds this (or is not finite) stops
-            the integration as failed at once, instead of spending ``max_steps`` steps on a
-            solution that explodes in finite time (perturbed Crauste_CellSystems2017 reaches
-            1e154 by t = 8).
-        steady_state_rtol, steady_state_atol: pre-equilibration stops once
-            ``||dx/dt|| < atol + rtol * ||x||``.
-        pcoeff, icoeff: PID controller coefficients.
-    """
-
-    rtol: float = 1e-10
-    atol: float = 1e-10
-    max_steps: int = 10_000
-    blowup_threshold: float = 1e30
-    steady_state_rtol: float = 1e-10
-    steady_state_atol: float = 1e-12
-    pcoeff: float = 0.3
-    icoeff: float = 0.3
-
-    def as_dict(self) -> dict:
-        """The settings as a plain dict (for metadata)."""
-        return dict(self.__dict__)
 
 
 @dataclass(frozen=True)
@@ -103,6 +70,12 @@ def _solver(options: SolverOptions):
     return solver, controller
 
 
+def _adjoint(options: SolverOptions):
+    # ForwardMode makes the solve forward-differentiable (jvp / jacfwd) and cheaper than
+    # checkpointed reverse mode, but cannot be reverse-differentiated.
+    return diffrax.ForwardMode() if options.sensitivity == "forward" else diffrax.RecursiveCheckpointAdjoint()
+
+
 def _blowup(threshold: float) -> Callable:
     def cond_fn(t, y, args, **kwargs):
         return jnp.any(~(jnp.abs(y) <= threshold))  # also true for NaN
@@ -138,6 +111,7 @@ def solve_at(rhs: Callable, x_start, p, ts, options: SolverOptions):
         stepsize_controller=controller,
         event=diffrax.Event(_blowup(options.blowup_threshold)),
         max_steps=options.max_steps,
+        adjoint=_adjoint(options),
         throw=False,
     )
     ok = sol.result == diffrax.RESULTS.successful  # a blow-up ends as event_occurred
@@ -166,6 +140,7 @@ def steady_state(rhs: Callable, x_start, p, options: SolverOptions):
         stepsize_controller=controller,
         event=event,
         max_steps=options.max_steps,
+        adjoint=_adjoint(options),
         throw=False,
     )
     reached, exploded = sol.event_mask

@@ -65,6 +65,30 @@ def test_evaluate_json_schema_and_reference_value():
     assert len(out["x"]) == len(out["parameter_ids"]) == 9
 
 
+def test_second_evaluate_uses_the_stored_objective(cortisol_copy, tmp_path, monkeypatch):
+    monkeypatch.setenv("PE_BENCH_JAX_CACHE", str(tmp_path / "jax"))
+
+    def evaluate(*args):
+        result = run("evaluate", cortisol_copy, "--grad", "--json", *args)
+        assert result.exit_code == 0, (result.output, result.exception)
+        return json.loads(result.stdout)
+
+    first, second = evaluate(), evaluate()
+    assert (first["cached"], second["cached"]) == (False, True)
+    assert second["nllh"] == first["nllh"] and second["grad"] == first["grad"]
+    params = tmp_path / "params.tsv"
+    params.write_text("parameterId\tvalue\nK1\t2.0\n")
+    true = evaluate("--params", params)
+    assert true["cached"] and true["nllh"] != first["nllh"]
+    # any change to a problem file is a miss, never a stale hit
+    meas = cortisol_copy / "measurements_cortisol.tsv"
+    df = pd.read_csv(meas, sep="\t")
+    df.loc[0, "measurement"] += 0.5
+    df.to_csv(meas, sep="\t", index=False)
+    edited = evaluate()
+    assert not edited["cached"] and edited["nllh"] != first["nllh"]
+
+
 def test_evaluate_params_true_file_and_grad(tmp_path):
     true = run("evaluate", "cortisol", "--params", "true", "--grad", "--json")
     assert true.exit_code == 0, true.output

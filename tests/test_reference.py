@@ -96,14 +96,22 @@ def test_perelson_imports_and_evaluates():
 
 
 @pytest.mark.parametrize(
-    "problem_id",
-    ["Boehm_JProteomeRes2014", "Bruno_JExpBot2016", "Fiedler_BMCSystBiol2016", "Brannmark_JBC2010"],
+    "problem_id, sensitivity",
+    [
+        ("Boehm_JProteomeRes2014", "forward"),
+        ("Boehm_JProteomeRes2014", "reverse"),
+        ("Bruno_JExpBot2016", "auto"),
+        ("Fiedler_BMCSystBiol2016", "auto"),
+        ("Brannmark_JBC2010", "forward"),  # pre-equilibration
+        ("Brannmark_JBC2010", "reverse"),
+    ],
 )
-def test_gradient_matches_central_differences(problem_id):
+def test_gradient_matches_central_differences(problem_id, sensitivity):
     # Away from the optimum (gradients well above solver noise) and at tight tolerances,
     # so that central differences are accurate to ~1e-6 relative.
     pb = load_petab(yaml_of(problem_id))
-    objective = Objective(pb, SolverOptions(rtol=1e-12, atol=1e-14))
+    objective = Objective(pb, SolverOptions(rtol=1e-12, atol=1e-14, sensitivity=sensitivity))
+    assert objective.options.sensitivity in ("forward", "reverse")
     lower, upper = pb.bounds
     x = np.clip(pb.x_nominal + 0.1, lower, upper - 1e-3)
     nllh, grad, status = objective.value_and_grad(x)

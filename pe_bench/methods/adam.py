@@ -83,7 +83,7 @@ class Adam(Method):
         max_iter = budget.max_evals or DEFAULT_MAX_EVALS
         opt = optax.adam(self._schedule(max_iter))
         lo, hi = jnp.asarray(lower), jnp.asarray(upper)
-        vg = jax.vmap(jax.value_and_grad(lambda x: objective._nllh_status(x)[0]))
+        vg = jax.vmap(lambda x: objective.value_and_grad_fn(x)[:2])
 
         @jax.jit
         def step(x, state, active):

@@ -9,6 +9,7 @@ import pandas as pd
 import sympy as sp
 
 from ..model.sbml import SymbolicModel
+from ..scales import to_scale as to_scale
 
 #: Parameter scales as PEtab names them.
 SCALES = ("lin", "log", "log10")
@@ -141,15 +142,3 @@ class Problem:
     def has_data(self) -> bool:
         """Whether there are measurements (an SBML-only problem has none)."""
         return len(self.meas_y) > 0
-
-
-def to_scale(values: np.ndarray, scales: list[str]) -> np.ndarray:
-    """Linear values -> estimation scale (numpy; for set-up and output)."""
-    values = np.asarray(values, dtype=float)
-    out = values.copy()
-    for i, s in enumerate(scales):
-        if s == "log":
-            out[i] = np.log(values[i])
-        elif s == "log10":
-            out[i] = np.log10(values[i])
-    return out
