@@ -82,6 +82,15 @@ def _versions() -> dict[str, str]:
         ).stdout.strip()
     except OSError:
         sha = ""
+    if sha:
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            check=False,
+        ).stdout.strip()
+        sha += "-dirty" if dirty else ""
     out["git"] = sha or "unknown"
     return out
 

@@ -24,9 +24,12 @@ class FunctionObjective:
     def __init__(self, fn):
         self.fn = fn
         self.options = SolverOptions()
-        self._nllh_status = lambda x: (fn(x), jnp.asarray(0))
         self._vg = jax.jit(jax.value_and_grad(fn))
         self._batch = jax.jit(jax.vmap(fn))
+
+    def value_and_grad_fn(self, x):
+        v, g = jax.value_and_grad(self.fn)(x)
+        return v, g, jnp.asarray(0)
 
     def value(self, x):
         return float(self.fn(jnp.asarray(x))), 0

@@ -11,7 +11,6 @@ frozen, the batch goes on), or when its evaluation budget is spent.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -98,9 +97,13 @@ class Adam(Method):
         x = jnp.asarray(starts[todo])
         state = opt.init(x)
         trackers = {i: StartTracker(objective, budget, callbacks, i) for i in todo}
+        for tr in trackers.values():
+            # The starts share one batch: each is charged an equal share of its clock, so
+            # that summed over starts the seconds are the batch's real time, and a seconds
+            # budget per start means the same as for methods that run starts one by one.
+            tr.clock_share = 1.0 / len(todo)
         active = np.ones(len(todo), dtype=bool)
         window = {i: [] for i in todo}
-        t0 = time.perf_counter()
         for it in range(max_iter):
             xs_before = np.asarray(x)
             values, x, state = step(x, state, jnp.asarray(active))
@@ -130,13 +133,7 @@ class Adam(Method):
                     status, message = MAX_EVALS, f"{max_iter} iterations"
                 if status is not None:
                     active[k] = False
-                    res = tr.result(starts[i], tr.first_value, status, message)
-                    # The starts share one batch: each is charged an equal share of its clock,
-                    # so that summed over starts the seconds are the batch's real time.
-                    share = 1.0 / len(todo)
-                    res.wall_time_s = (time.perf_counter() - t0) * share
-                    res.history = [(n, sec * share, b) for n, sec, b in res.history]
-                    yield res
+                    yield tr.result(starts[i], tr.first_value, status, message)
                     if status == STOPPED and "stop requested" in message:
                         return
             if not active.any():

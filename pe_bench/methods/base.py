@@ -118,10 +118,13 @@ class StartTracker:
         self.best_x: np.ndarray | None = None
         self.first_value: float | None = None  # nllh of the first evaluation (the start point)
         self.history: list[tuple[int, float, float]] = []
+        #: Fraction of the wall clock charged to this start (starts sharing one batch,
+        #: like Adam's, are each charged an equal share, so the seconds budget is fair).
+        self.clock_share = 1.0
 
     def elapsed(self) -> float:
-        """Seconds since the start began."""
-        return time.perf_counter() - self.t0
+        """Seconds charged to this start since it began."""
+        return (time.perf_counter() - self.t0) * self.clock_share
 
     def record(self, xs: np.ndarray, values: np.ndarray, n_grad: int = 0) -> None:
         """Account for evaluations done elsewhere: ``xs`` (n, n_par) with ``values`` (n,)."""
