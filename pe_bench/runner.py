@@ -64,6 +64,17 @@ def make_method(name: str, options: dict[str, str] | None = None) -> Method:
         raise ProblemSpecError(f"method '{name}': {exc}") from exc
 
 
+def _git(*args: str) -> str:
+    """Output of a git command in pe_bench's folder ("" if git or the repository is missing)."""
+    try:
+        done = subprocess.run(
+            ["git", *args], capture_output=True, text=True, cwd=Path(__file__).parent, check=False
+        )
+    except OSError:
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
 @functools.lru_cache(maxsize=1)
 def _versions() -> dict[str, str]:
     out = {}
@@ -72,25 +83,9 @@ def _versions() -> dict[str, str]:
             out[pkg] = importlib.metadata.version(pkg)
         except importlib.metadata.PackageNotFoundError:
             out[pkg] = "missing"
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            cwd=Path(__file__).parent,
-            check=False,
-        ).stdout.strip()
-    except OSError:
-        sha = ""
+    sha = _git("rev-parse", "--short", "HEAD")
     if sha:
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            cwd=Path(__file__).parent,
-            check=False,
-        ).stdout.strip()
-        sha += "-dirty" if dirty else ""
+        sha += "-dirty" if _git("status", "--porcelain", "--untracked-files=no") else ""
     out["git"] = sha or "unknown"
     return out
 
