@@ -57,10 +57,20 @@ def reference_llh() -> dict[str, float]:
     return dict(zip(ref["problem_id"], ref["llh_at_nominal"], strict=True))
 
 
+# pyPESTO problems already imported in this process: AMICI cannot import a model module
+# twice from the same folder, so the multi-start comparison reuses them.
+_IMPORTED: dict = {}
+
+
 def amici_objective(name: str, yaml: Path, workdir: Path, options):
     """(pyPESTO problem, seconds for import + compile); tolerances as pe_bench's."""
+    if name in _IMPORTED:
+        return _IMPORTED[name], 0.0
     asd, petab, pypesto, PetabImporter = _peers()
     pp = petab.Problem.from_yaml(yaml)
+    if petab.lint.measurement_table_has_timepoint_specific_mappings(pp.measurement_df):
+        # AMICI needs one observable per override pattern; petab flattens it (same llh).
+        petab.flatten_timepoint_specific_output_overrides(pp)
     out = workdir / name
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
@@ -73,6 +83,7 @@ def amici_objective(name: str, yaml: Path, workdir: Path, options):
     solver.set_relative_tolerance_steady_state(options.steady_state_rtol)
     solver.set_absolute_tolerance_steady_state(options.steady_state_atol)
     solver.set_max_steps(100_000)
+    _IMPORTED[name] = problem
     return problem, compile_s
 
 
@@ -243,14 +254,23 @@ def multistart(name: str, n_starts: int, rows: list[dict], workdir: Path) -> Non
 
 
 def main() -> None:
+    import logging
+
     from pe_bench.runtime import configure_jax
+
+    # AMICI logs a warning per failed integration (thousands in a batch of perturbed
+    # vectors); the comparison counts results, not log lines.
+    for name in ("amici", "pypesto", "fides"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
     os.environ.setdefault("PE_BENCH_JAX_CACHE", "")  # compile times are part of the comparison
     # AMICI's model build calls the swig and cmake that pip put beside this interpreter.
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     configure_jax()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--problems", default="", help="comma-separated (default: every shared problem)")
+    ap.add_argument(
+        "--problems", default="", help="comma-separated (default: every shared problem; 'none': skip)"
+    )
     ap.add_argument("--reps", type=int, default=21)
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--multistart", default="Boehm_JProteomeRes2014", help="comma-separated, '' for none")
@@ -260,6 +280,7 @@ def main() -> None:
     names = [p for p in args.problems.split(",") if p] or sorted(
         p.name for p in SHARED.iterdir() if p.is_dir() and any(p.glob("*.yaml"))
     )
+    names = [] if names == ["none"] else names
     workdir = Path(tempfile.mkdtemp(prefix="amici_models_"))
     rows: list[dict] = []
     for name in names:
@@ -268,12 +289,20 @@ def main() -> None:
         except Exception as exc:  # a peer that cannot import a problem is reported, not fatal
             print(f"{name}: skipped: {type(exc).__name__}: {exc}", flush=True)
     for name in [p for p in args.multistart.split(",") if p]:
-        multistart(name, args.starts, rows, workdir)
+        try:
+            multistart(name, args.starts, rows, workdir)
+        except Exception as exc:
+            print(f"{name} multistart: skipped: {type(exc).__name__}: {exc}", flush=True)
     if not rows:
         sys.exit("nothing was compared")
     df = pd.DataFrame(rows)
     df["date"] = time.strftime("%Y-%m-%d")
     df["machine"] = f"{os.cpu_count()} cores {platform.machine()}"
+    if args.out.exists():  # keep the rows of earlier runs that this one did not measure again
+        old = pd.read_parquet(args.out)
+        fresh = set(zip(df["problem"], df["metric"], strict=True))
+        keep = [(p, m) not in fresh for p, m in zip(old["problem"], old["metric"], strict=True)]
+        df = pd.concat([old[keep], df], ignore_index=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".part")
     df.to_parquet(tmp, index=False)
