@@ -54,7 +54,6 @@ class Header:
     x_scale: list[str]
     x_nominal: np.ndarray
     x_true: np.ndarray | None
-    has_data: bool = True
 
 
 def _problem_files(source: str) -> list[Path] | None:

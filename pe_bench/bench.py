@@ -26,6 +26,7 @@ Workers keep one compiled objective per problem and reuse it for every task.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -42,7 +43,7 @@ from .methods import REGISTRY, Budget, Callbacks, StartResult
 from .metrics import THRESHOLD, summarise
 from .problems.registry import builtin_names, resolve
 from .results import METHOD, PROBLEM, RunWriter, load_results, run_paths
-from .runner import make_method, run_metadata
+from .runner import make_method, method_extra_metadata, run_metadata
 from .runtime import configure_jax
 from .simulate import SolverOptions
 
@@ -180,7 +181,7 @@ def load_suite(path: Path) -> Suite:
             raise ProblemSpecError(f"{where}: 'source' (problem name or path) is required")
         source = _problem_source(entry["source"], path.parent, where)
         try:
-            problem = resolve(source)
+            problem = _problem(source)
         except PeBenchError as exc:
             raise type(exc)(f"{where}: {exc}") from None
         if not problem.has_data:
@@ -284,18 +285,19 @@ def plan(suite: Suite, out: Path, resume: bool) -> list[Task]:
     return tasks
 
 
-# One compiled objective per problem and process, reused by every task (and every method).
-_OBJECTIVES: dict = {}
+@functools.cache
+def _problem(source: str):
+    """Each problem is loaded once per process (suite check, result metadata, objective)."""
+    return resolve(source)
 
 
+@functools.cache
 def _objective(source: str, options: SolverOptions):
+    """One compiled objective per problem and process, reused by every task and method."""
     from .objective import Objective
 
-    key = (source, options)
-    if key not in _OBJECTIVES:
-        problem = resolve(source)
-        _OBJECTIVES[key] = (problem, Objective(problem, options))
-    return _OBJECTIVES[key]
+    problem = _problem(source)
+    return problem, Objective(problem, options)
 
 
 def iter_task(task: Task, options: SolverOptions | None = None) -> Iterator[tuple[StartResult, dict | None]]:
@@ -306,8 +308,7 @@ def iter_task(task: Task, options: SolverOptions | None = None) -> Iterator[tupl
     lower, upper = problem.bounds
     skip = frozenset(range(task.method.budget.n_starts)) - set(task.starts)
     for res in method.run(objective, lower, upper, task.method.budget, task.seed, Callbacks(), skip=skip):
-        stats = getattr(method, "round_stats", None)
-        yield res, ({"round_stats": list(stats)} if stats is not None else None)
+        yield res, method_extra_metadata(method)
 
 
 def run_task(task: Task, options: SolverOptions | None = None) -> TaskOutput:
@@ -336,14 +337,11 @@ class _Writers:
     def __init__(self, suite: Suite, out: Path, options: SolverOptions):
         self.suite, self.out, self.options = suite, out, options
         self.writers: dict[tuple[str, str, int], RunWriter] = {}
-        self.problems: dict[str, object] = {}
 
     def add(self, task: Task, res: StartResult, extra: dict | None) -> None:
         key = (task.problem.name, task.method.name, task.seed)
         if key not in self.writers:
-            if task.problem.source not in self.problems:
-                self.problems[task.problem.source] = resolve(task.problem.source)
-            problem = self.problems[task.problem.source]
+            problem = _problem(task.problem.source)
             method = make_method(task.method.name, dict(task.method.options))
             meta = run_metadata(problem, method, task.method.budget, self.options)
             meta["suite"] = {"name": self.suite.name, "file": str(self.suite.path)}

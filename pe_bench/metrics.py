@@ -168,17 +168,12 @@ def summarise(
 
 def best_table(
     starts: pd.DataFrame,
-    history: pd.DataFrame | None = None,
+    history: pd.DataFrame,
     top: int = 5,
     stated: Mapping[str, float] | None = None,
     thresholds: Mapping[str, float] | float | None = None,
 ) -> pd.DataFrame:
     """The summary plus the ``top`` sorted final objectives per method, sorted by best."""
-    history = history if history is not None else pd.DataFrame(columns=[PROBLEM, METHOD, SEED, START])
-    if history.empty:
-        history = pd.DataFrame(
-            {PROBLEM: [], METHOD: [], SEED: [], START: [], N_FEVALS: [], SECONDS: [], BEST_NLLH: []}
-        )
     table = summarise(starts, history, stated, thresholds)
     tops = {
         key: [round(float(v), 4) for v in np.sort(m[NLLH_FINAL].to_numpy())[:top]]

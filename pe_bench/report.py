@@ -62,24 +62,13 @@ def parameters_from_spec(problem: Problem, spec: str) -> np.ndarray:
     return to_scale(np.array([values[i] for i in problem.x_ids]), problem.x_scale)
 
 
-def evaluate(
-    problem: Problem, x: np.ndarray, grad: bool = False, options: SolverOptions | None = None
-) -> dict:
-    """Evaluate the objective once; compile time is measured apart from the evaluation.
+def _run(problem, fn, x, grad: bool) -> dict:
+    """Compile ``fn`` at ``x`` (timed apart), call it once (timed) and report.
 
     Returns:
         A dict with ``problem``, ``parameter_ids``, ``x``, ``llh``, ``nllh``, ``grad``
         (of nllh w.r.t. x, or None), ``status``, ``wall_time_s``, ``compile_time_s``.
     """
-    from .objective import Objective
-
-    objective = Objective(problem, options or SolverOptions())
-    fn = objective._value_and_grad if grad else objective._value
-    return _run(problem, fn, x, grad)
-
-
-def _run(problem, fn, x, grad: bool) -> dict:
-    """Compile ``fn`` at ``x`` (timed apart), call it once (timed) and report."""
     import jax
     import jax.numpy as jnp
 
@@ -106,7 +95,9 @@ def _run(problem, fn, x, grad: bool) -> dict:
 
 
 def evaluate_source(source: str, spec: str = "nominal", grad: bool = False) -> dict:
-    """Like :func:`evaluate` for a problem named as on the command line, cached on disk.
+    """Evaluate the objective once at ``spec`` for a problem named as on the command line.
+
+    Compile time is measured apart from the evaluation (see :func:`_run` for the dict).
 
     The first call loads the problem, traces and compiles the objective, and stores it
     (:mod:`pe_bench.aot`); later processes with the same problem files, pe_bench sources

@@ -107,6 +107,12 @@ def run_metadata(
     }
 
 
+def method_extra_metadata(method: Method) -> dict | None:
+    """What a method learned while running that belongs in the metadata (cvae's rounds)."""
+    stats = getattr(method, "round_stats", None)
+    return {"round_stats": list(stats)} if stats is not None else None
+
+
 def run_method(
     problem: Problem,
     method: Method,
@@ -142,8 +148,7 @@ def run_method(
     callbacks = Callbacks(target=target, on_eval=on_eval)
     results = method.run(objective, lower, upper, budget, seed, callbacks, skip=writer.done)
     for res in results:
-        stats = getattr(method, "round_stats", None)
-        writer.add(res, {"round_stats": list(stats)} if stats is not None else None)
+        writer.add(res, method_extra_metadata(method))
         if on_start_done is not None:
             on_start_done(res)
     writer.flush()

@@ -94,13 +94,11 @@ def set_sensi(problem, method: str) -> None:
     s.set_sensitivity_method(kind)
 
 
-def median_time(fn, reps: int) -> list[float]:
-    out = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return out
+def seconds(fn) -> float:
+    """Wall seconds of one call."""
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
 
 
 def compare_problem(name: str, reps: int, n_batch: int, workdir: Path, rows: list[dict]) -> None:
@@ -141,13 +139,13 @@ def compare_problem(name: str, reps: int, n_batch: int, workdir: Path, rows: lis
     # interleaved repetitions
     t = {k: [] for k in ("pe_llh", "am_llh", "pe_grad", "am_fwd", "am_adj")}
     for _ in range(reps):
-        t["pe_llh"] += median_time(lambda: obj.value(x), 1)
-        t["am_llh"] += median_time(lambda: problem.objective(xa, sensi_orders=(0,)), 1)
-        t["pe_grad"] += median_time(lambda: obj.value_and_grad(x), 1)
+        t["pe_llh"].append(seconds(lambda: obj.value(x)))
+        t["am_llh"].append(seconds(lambda: problem.objective(xa, sensi_orders=(0,))))
+        t["pe_grad"].append(seconds(lambda: obj.value_and_grad(x)))
         set_sensi(problem, "forward")
-        t["am_fwd"] += median_time(lambda: problem.objective(xa, sensi_orders=(0, 1)), 1)
+        t["am_fwd"].append(seconds(lambda: problem.objective(xa, sensi_orders=(0, 1))))
         set_sensi(problem, "adjoint")
-        t["am_adj"] += median_time(lambda: problem.objective(xa, sensi_orders=(0, 1)), 1)
+        t["am_adj"].append(seconds(lambda: problem.objective(xa, sensi_orders=(0, 1))))
     med = {k: statistics.median(v) for k, v in t.items()}
 
     rng = np.random.default_rng(0)
