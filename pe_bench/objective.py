@@ -13,6 +13,9 @@ for log10, so that every value is a density of the untransformed measurement.
 
 from __future__ import annotations
 
+import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import jax
@@ -61,6 +64,11 @@ def negative_log_likelihood(y_meas, y_sim, sigma, transformation, distribution):
     return jnp.sum(jnp.where(distribution == 1, laplace, normal) + jac)
 
 
+@functools.cache
+def _executor(threads: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(threads, thread_name_prefix="pe_bench_batch")
+
+
 @dataclass
 class Objective:
     """The objective of a problem: nllh of the estimated parameters ``x`` (estimation scale).
@@ -71,7 +79,9 @@ class Objective:
     * ``value(x) -> (nllh, status)``
     * ``value_and_grad(x) -> (nllh, grad, status)`` (JAX autodiff, forward or reverse mode
       as ``options.sensitivity`` says; ``"auto"`` is decided here from the parameter count)
-    * ``batch(X) -> (nllh[n], status[n])`` (vmap over parameter vectors)
+    * ``batch(X) -> (nllh[n], status[n])`` (vmap over parameter vectors; the rows are
+      split into ``batch_threads`` equal chunks run on that many threads at once, 0 =
+      one per core: XLA runs one vmapped solve on one core)
 
     A failed integration or a non-finite likelihood gives ``nllh = +inf`` and a non-zero
     status (see ``simulate.STATUS_NAMES``); nothing raises inside a batch.
@@ -79,6 +89,7 @@ class Objective:
 
     problem: Problem
     options: SolverOptions = field(default_factory=SolverOptions)
+    batch_threads: int = 0
 
     def __post_init__(self):
         if not self.problem.has_data:
@@ -95,6 +106,9 @@ class Objective:
         )
         self._value = jax.jit(self._nllh_status)
         self._value_and_grad = jax.jit(self.value_and_grad_fn)
+        self._value_grad_fim = jax.jit(self.value_grad_fim_fn)
+        # Fisher information weight of log(sigma): 2 for normal noise, 1 for laplace.
+        self._log_sigma_weight = np.where(self._dist == 1, 1.0, np.sqrt(2.0))
         self._batch = jax.jit(jax.vmap(self._nllh_status))
         self._simulate = jax.jit(self.simulator)
 
@@ -104,6 +118,10 @@ class Objective:
         return len(self.problem.x_ids)
 
     def _nllh_status(self, x):
+        value, status, _ = self._nllh_status_features(x)
+        return value, status
+
+    def _nllh_status_features(self, x):
         sim = self.simulator(x)
         value = negative_log_likelihood(
             jnp.asarray(self.problem.meas_y), sim["y"], sim["sigma"], self._trans, self._dist
@@ -111,7 +129,16 @@ class Objective:
         status = jnp.where(
             ~sim["ok"], STATUS_INTEGRATION_FAILED, jnp.where(jnp.isfinite(value), STATUS_OK, STATUS_NONFINITE)
         )
-        return jnp.where(status == STATUS_OK, value, jnp.inf), status
+        # Their Jacobian J gives the Fisher information J^T J: the transformed simulation
+        # over sigma (sigma held fixed) and log(sigma), weighted (see value_grad_fim_fn).
+        sigma = sim["sigma"]
+        features = jnp.concatenate(
+            [
+                _transform(sim["y"], self._trans) / jax.lax.stop_gradient(sigma),
+                self._log_sigma_weight * jnp.log(sigma),
+            ]
+        )
+        return jnp.where(status == STATUS_OK, value, jnp.inf), status, features
 
     def value_and_grad_fn(self, x):
         """Pure (jit/vmap-able) ``x -> (nllh, grad, status)`` in the configured mode."""
@@ -126,6 +153,40 @@ class Objective:
             return value, grad, status
         (value, status), grad = jax.value_and_grad(self._nllh_status, has_aux=True)(x)
         return value, grad, status
+
+    def value_grad_fim_fn(self, x):
+        """Pure ``x -> (nllh, grad, fim, status)``: the Fisher information matrix as well.
+
+        For PEtab's normal and laplace likelihoods, the expected Hessian of the nllh is
+        ``J^T J`` with J the Jacobian of ``h(y) / sigma`` (location) and ``w log(sigma)``
+        (scale, ``w = sqrt(2)`` normal, 1 laplace), as pyPESTO computes it from AMICI's
+        sensitivities: the Gauss-Newton matrix a trust-region optimiser (fides) uses. All
+        of it comes out of one forward-mode pass (one tangent per parameter).
+        """
+
+        def fn(x):
+            value, status, features = self._nllh_status_features(x)
+            return (value, features), status
+
+        def tangent(t):
+            return jax.jvp(fn, (x,), (t,), has_aux=True)
+
+        (value, _), (grad, jac), status = jax.vmap(tangent, out_axes=(None, 0, None))(
+            jnp.eye(x.shape[-1], dtype=x.dtype)
+        )
+        return value, grad, jac @ jac.T, status
+
+    def value_grad_fim(self, x) -> tuple[float, np.ndarray, np.ndarray, int]:
+        """Nllh, gradient, Fisher information matrix (n_par, n_par) and status at ``x``.
+
+        Forward mode only (the Jacobian of every measurement is needed).
+        """
+        if self.options.sensitivity != "forward":
+            raise ValueError(
+                "the Fisher information needs forward sensitivities (SolverOptions(sensitivity='forward'))"
+            )
+        v, g, h, s = self._value_grad_fim(jnp.asarray(x, dtype=jnp.float64))
+        return float(v), np.asarray(g), np.asarray(h), int(s)
 
     def value(self, x) -> tuple[float, int]:
         """Nllh and status at ``x``."""
@@ -142,9 +203,24 @@ class Objective:
         return float(v), np.asarray(g), int(s)
 
     def batch(self, xs) -> tuple[np.ndarray, np.ndarray]:
-        """Nllh and status for each row of ``xs`` (n, n_par), in one compiled call."""
-        v, s = self._batch(jnp.asarray(xs, dtype=jnp.float64))
-        return np.asarray(v), np.asarray(s)
+        """Nllh and status for each row of ``xs`` (n, n_par).
+
+        One compiled, vmapped function, called on ``batch_threads`` equal chunks at once
+        (the last padded with copies of the first row: one compilation serves them all).
+        """
+        xs = np.asarray(xs, dtype=np.float64)
+        n = xs.shape[0]
+        k = max(1, min(self.batch_threads or os.cpu_count() or 1, n))
+        if k == 1:
+            v, s = self._batch(jnp.asarray(xs))
+            return np.asarray(v), np.asarray(s)
+        size = -(-n // k)
+        padded = np.concatenate([xs, np.repeat(xs[:1], size * k - n, axis=0)])
+        chunks = [jnp.asarray(padded[i * size : (i + 1) * size]) for i in range(k)]
+        parts = list(_executor(k).map(lambda c: jax.block_until_ready(self._batch(c)), chunks))
+        v = np.concatenate([np.asarray(p[0]) for p in parts])[:n]
+        s = np.concatenate([np.asarray(p[1]) for p in parts])[:n]
+        return v, s
 
     def simulate(self, x) -> dict:
         """States at the output times, observables and sigmas at the measurements (numpy)."""

@@ -20,6 +20,9 @@ STATUS_NAMES = {
 #: every shared problem, up to Zheng_PNAS2012's 46 parameters.
 FORWARD_MAX_PAR = 64
 
+#: The integrators: pe_bench's Rosenbrock solver and diffrax's ESDIRK (see SolverOptions).
+SOLVERS = ("auto", "rodas5", "kvaerno5")
+
 
 @dataclass(frozen=True)
 class SolverOptions:
@@ -37,9 +40,13 @@ class SolverOptions:
             ``||dx/dt|| < atol + rtol * ||x||``.
         pcoeff, icoeff: PID controller coefficients.
         sensitivity: how gradients are computed: "forward" (forward-mode, one tangent per
-            parameter propagated through the solver, diffrax ``ForwardMode``), "reverse"
-            (reverse mode through the solver's checkpointed steps), or "auto": forward
-            up to ``FORWARD_MAX_PAR`` estimated parameters, reverse above.
+            parameter propagated through the solver), "reverse" (reverse mode through
+            diffrax's checkpointed steps), or "auto": forward up to ``FORWARD_MAX_PAR``
+            estimated parameters, reverse above.
+        solver: "rodas5" (pe_bench's own Rosenbrock solver, ``pe_bench.stiff``: one
+            Jacobian and one LU per step; forward mode only), "kvaerno5" (diffrax's
+            ESDIRK with a Newton root finder; both modes), or "auto": rodas5 with
+            forward sensitivities, kvaerno5 with reverse.
     """
 
     rtol: float = 1e-10
@@ -51,17 +58,27 @@ class SolverOptions:
     pcoeff: float = 0.3
     icoeff: float = 0.3
     sensitivity: str = "auto"
+    solver: str = "auto"
 
     def __post_init__(self):
         if self.sensitivity not in ("auto", "forward", "reverse"):
             raise ValueError(f"sensitivity must be auto, forward or reverse, got {self.sensitivity!r}")
+        if self.solver not in SOLVERS:
+            raise ValueError(f"solver must be one of {', '.join(SOLVERS)}, got {self.solver!r}")
+        if self.solver == "rodas5" and self.sensitivity == "reverse":
+            raise ValueError(
+                "solver rodas5 supports forward sensitivities only; use kvaerno5 for reverse mode"
+            )
 
     def resolved(self, n_par: int) -> SolverOptions:
-        """These options with ``sensitivity`` "auto" decided for ``n_par`` parameters."""
-        if self.sensitivity != "auto":
-            return self
-        mode = "forward" if n_par <= FORWARD_MAX_PAR else "reverse"
-        return dataclasses.replace(self, sensitivity=mode)
+        """These options with "auto" sensitivity and solver decided for ``n_par`` parameters."""
+        mode = self.sensitivity
+        if mode == "auto":
+            mode = "reverse" if n_par > FORWARD_MAX_PAR and self.solver != "rodas5" else "forward"
+        solver = self.solver
+        if solver == "auto":
+            solver = "rodas5" if mode == "forward" else "kvaerno5"
+        return dataclasses.replace(self, sensitivity=mode, solver=solver)
 
     def as_dict(self) -> dict:
         """The settings as a plain dict (for metadata)."""

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
 
+from . import stiff
 from .model.codegen import jax_function
 from .model.mathml import TIME
 from .options import (  # noqa: F401  (re-exported: simulate is where users look for them)
@@ -96,6 +97,10 @@ def solve_at(rhs: Callable, x_start, p, ts, options: SolverOptions):
     Returns:
         ``(ys, ok)`` with ys of shape (n_t, n_x).
     """
+    if options.solver == "rodas5":
+        t1 = jnp.maximum(ts[-1], 1e-12)
+        sol = stiff.integrate(rhs, x_start, p, ts, t1, **_rodas5_kwargs(options))
+        return sol.ys, sol.ok
     solver, controller = _solver(options)
     term = diffrax.ODETerm(lambda t, y, args: rhs(t, y, args))
     t1 = jnp.maximum(ts[-1], 1e-12)
@@ -118,8 +123,28 @@ def solve_at(rhs: Callable, x_start, p, ts, options: SolverOptions):
     return sol.ys, ok
 
 
+def _rodas5_kwargs(options: SolverOptions) -> dict:
+    return dict(
+        rtol=options.rtol,
+        atol=options.atol,
+        max_steps=options.max_steps,
+        blowup_threshold=options.blowup_threshold,
+    )
+
+
 def steady_state(rhs: Callable, x_start, p, options: SolverOptions):
     """Simulate until ``dx/dt`` vanishes (pre-equilibration); returns ``(x_ss, ok)``."""
+    if options.solver == "rodas5":
+        sol = stiff.integrate(
+            rhs,
+            x_start,
+            p,
+            jnp.zeros((0,), jnp.asarray(x_start).dtype),
+            jnp.inf,
+            steady_state=(options.steady_state_rtol, options.steady_state_atol),
+            **_rodas5_kwargs(options),
+        )
+        return sol.x, sol.ok
     solver, controller = _solver(options)
     term = diffrax.ODETerm(lambda t, y, args: rhs(t, y, args))
     event = diffrax.Event(

@@ -76,6 +76,23 @@ def test_multistart_matches_scipy_on_rosenbrock():
     np.testing.assert_allclose(ours.x_final, [1, 1], atol=1e-4)
 
 
+def test_multistart_fides_finds_rosenbrock_minimum_inside_bounds():
+    # Without a Fisher information (a plain function), fides runs on BFGS updates.
+    def rosenbrock(x):
+        return jnp.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
+
+    lower, upper = np.full(3, -2.0), np.full(3, 2.0)
+    method = make_method("multistart", {"local": "fides"})
+    results = list(method.run(FunctionObjective(rosenbrock), lower, upper, Budget(3), 0, Callbacks()))
+    best = min(results, key=lambda r: r.nllh_final)
+    np.testing.assert_allclose(best.x_final, [1, 1, 1], atol=1e-4)
+    assert all(r.status == "converged" and np.all(np.abs(r.x_final) <= 2) for r in results)
+    # A box that excludes the minimum: the optimum sits on the bound x0 = 0.5.
+    upper = np.array([0.5, 2.0, 2.0])
+    res = next(method.run(FunctionObjective(rosenbrock), lower, upper, Budget(1), 0, Callbacks()))
+    assert res.x_final[0] <= 0.5 + 1e-12 and res.x_final[0] > 0.49
+
+
 def test_target_stops_a_start():
     res = next(
         make_method("multistart").run(
@@ -204,14 +221,15 @@ def test_interrupt_keeps_finished_starts(cortisol, tmp_path):
 
 
 @pytest.mark.slow
-def test_boehm_multistart_reaches_best_known(tmp_path):
-    # Acceptance: 20 Latin-hypercube L-BFGS-B starts reach the best known nllh 138.222.
+@pytest.mark.parametrize("local", ["fides", "L-BFGS-B"])
+def test_boehm_multistart_reaches_best_known(local, tmp_path):
+    # Acceptance: 20 Latin-hypercube starts reach the best known nllh 138.222.
     from helpers import yaml_of
 
     from pe_bench.problems.petab_io import load_petab
 
     pb = load_petab(yaml_of("Boehm_JProteomeRes2014"))
-    path = run_method(pb, make_method("multistart"), Budget(20), 0, tmp_path)
+    path = run_method(pb, make_method("multistart", {"local": local}), Budget(20), 0, tmp_path)
     df = pd.read_parquet(path)
     assert len(df) == 20
     assert df["nllh_final"].min() <= 138.222 + 0.1

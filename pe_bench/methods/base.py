@@ -174,6 +174,14 @@ class StartTracker:
         self.record(x, np.array([v]), n_grad=1)
         return v, g
 
+    def value_grad_fim(self, x: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        """Nllh, gradient and Fisher information at ``x``, counted; on failure (+inf, NaN, NaN)."""
+        v, g, h, _ = self.objective.value_grad_fim(x)
+        if not (np.isfinite(v) and np.all(np.isfinite(g)) and np.all(np.isfinite(h))):
+            v, g, h = math.inf, np.full_like(g, np.nan), np.full_like(h, np.nan)
+        self.record(x, np.array([v]), n_grad=1)
+        return v, g, h
+
     def batch(self, xs: np.ndarray) -> np.ndarray:
         """Nllh of every row of ``xs``, counted (non-finite as +inf)."""
         values, _ = self.objective.batch(xs)

@@ -1,14 +1,21 @@
 """Multi-start local optimisation from Latin-hypercube start points.
 
 Start points: ``scipy.stats.qmc.LatinHypercube`` (seeded) within the bounds. Each is
-refined by ``scipy.optimize.minimize`` (L-BFGS-B by default) with exact JAX gradients.
-Bounds: the local optimiser's own bounds (L-BFGS-B, TNC, SLSQP, trust-constr, Powell,
-Nelder-Mead accept them); for an optimiser that does not, iterates are projected (clipped)
-onto the box before every evaluation.
+refined by a local optimiser with exact JAX derivatives:
+
+* ``local="fides"``: fides' interior trust-region reflective method (Fröhlich & Sorger
+  2022, the optimiser pyPESTO recommends for ODE models) with the Fisher information
+  matrix from forward sensitivities as Hessian, switching to BFGS updates when the FIM
+  stalls (fides' ``HybridFixed``, pyPESTO's default with a FIM), within the bounds;
+* any ``scipy.optimize.minimize`` method (L-BFGS-B by default): the optimiser's own
+  bounds (L-BFGS-B, TNC, SLSQP, trust-constr, Powell, Nelder-Mead accept them); for an
+  optimiser that does not, iterates are projected (clipped) onto the box before every
+  evaluation.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -42,6 +49,8 @@ def local_search(
 
     The tracker holds the best point found, whatever stopped the search.
     """
+    if local == "fides":
+        return _fides_search(tracker, x0, lower, upper, tol)
     bounded = local in _WITH_BOUNDS
     max_evals = tracker.budget.max_evals or DEFAULT_MAX_EVALS
 
@@ -72,13 +81,56 @@ def local_search(
     return CONVERGED if np.isfinite(tracker.best) and res.nit > 0 else MAX_EVALS, message
 
 
+def _fides_search(
+    tracker: StartTracker, x0: np.ndarray, lower: np.ndarray, upper: np.ndarray, tol: float
+) -> tuple[str, str]:
+    import fides
+
+    forward = tracker.objective.options.sensitivity == "forward"
+
+    def fun(x):
+        if forward:
+            v, g, h = tracker.value_grad_fim(x)
+        else:
+            (v, g), h = tracker.value_and_grad(x), None
+        if not np.isfinite(v):  # fides rejects the step on a non-finite value only
+            g, h = np.zeros_like(x), (np.zeros((len(x), len(x))) if forward else None)
+        return (v, g, h) if forward else (v, g)
+
+    max_evals = tracker.budget.max_evals or DEFAULT_MAX_EVALS
+    optimizer = fides.Optimizer(
+        fun,
+        ub=np.asarray(upper, dtype=float),
+        lb=np.asarray(lower, dtype=float),
+        verbose=logging.ERROR,
+        options={fides.Options.MAXITER: max_evals, fides.Options.FATOL: tol, fides.Options.FRTOL: tol},
+        hessian_update=fides.HybridFixed() if forward else fides.BFGS(),
+    )
+    # fides wants a start strictly inside the box.
+    span = np.asarray(upper) - np.asarray(lower)
+    x0 = np.clip(x0, lower + 1e-9 * span, upper - 1e-9 * span)
+    try:
+        optimizer.minimize(x0)
+    except StopStart as stop:
+        return stop.status, stop.message
+    except RuntimeError as exc:  # non-finite value, gradient or FIM at an accepted point
+        return (CONVERGED if np.isfinite(tracker.best) else MAX_EVALS), f"fides: {exc}"
+    flag = optimizer.exitflag
+    message = f"fides: {flag.name}"
+    if flag.value > 0:
+        return CONVERGED, message
+    if tracker.n_fevals >= max_evals or flag == fides.ExitFlag.MAXITER:
+        return MAX_EVALS, message
+    return CONVERGED if np.isfinite(tracker.best) else MAX_EVALS, message
+
+
 @dataclass(frozen=True)
 class MultiStart(Method):
     """Latin-hypercube multi-start local gradient search (scipy), exact JAX gradients.
 
     Attributes:
-        local: the ``scipy.optimize.minimize`` method (default L-BFGS-B).
-        tol: its ``tol``.
+        local: "fides" or a ``scipy.optimize.minimize`` method (default L-BFGS-B).
+        tol: its ``tol`` (fides: absolute and relative objective tolerance).
     """
 
     name = "multistart"
