@@ -152,7 +152,8 @@ def run(
     out: Annotated[Path, typer.Option("--out", help="results folder")] = Path("results/runs"),
     resume: Annotated[bool, typer.Option("--resume", help="continue an interrupted run")] = False,
     local: Annotated[
-        str | None, typer.Option("--local", help="scipy local method (multistart, cvae)")
+        str | None,
+        typer.Option("--local", help="local optimiser of multistart and cvae: fides or a scipy method"),
     ] = None,
     option: Annotated[
         list[str] | None, typer.Option("--option", "-o", help="method option key=value")

@@ -8,8 +8,8 @@ on the normalised label l (the rank quantile of the nllh, 0 = best), with u the
 parameters scaled to [0, 1] by the bounds. Sampling z ~ N(0, I) at a low label
 (``label``) generates new vectors; they are evaluated in one batch, local searches start
 from the best of them, everything evaluated joins the training data, and the next round
-retrains. Bounds: the decoder's sigmoid output maps into the box; local searches use
-L-BFGS-B's own bounds.
+retrains. Bounds: the decoder's sigmoid output maps into the box; local searches use their
+optimiser's bounds (fides by default, see multistart).
 
 Per start it records the round, the label it was generated for and the objective it
 reached; per round, how many generated vectors failed to integrate, beside the same
@@ -101,7 +101,7 @@ class ConditionalVAE(Method):
         latent, width, depth: cVAE latent size, hidden width and number of hidden layers.
         epochs, learning_rate, beta: training (full-batch Adam) and KL weight.
         max_train: most recent evaluated vectors kept for training (the best are kept first).
-        local, tol: local optimiser of every start (scipy).
+        local, tol: local optimiser of every start (as multistart's: fides or scipy).
     """
 
     name = "cvae"
@@ -115,7 +115,7 @@ class ConditionalVAE(Method):
     learning_rate: float = 3e-3
     beta: float = 0.5
     max_train: int = 4000
-    local: str = "L-BFGS-B"
+    local: str = "fides"
     tol: float = 1e-8
     round_stats: list = field(default_factory=list, compare=False, hash=False, repr=False)
 

@@ -3,11 +3,11 @@
 Start points: ``scipy.stats.qmc.LatinHypercube`` (seeded) within the bounds. Each is
 refined by a local optimiser with exact JAX derivatives:
 
-* ``local="fides"``: fides' interior trust-region reflective method (Fröhlich & Sorger
+* ``local="fides"`` (default): fides' interior trust-region reflective method (Fröhlich & Sorger
   2022, the optimiser pyPESTO recommends for ODE models) with the Fisher information
   matrix from forward sensitivities as Hessian, switching to BFGS updates when the FIM
   stalls (fides' ``HybridFixed``, pyPESTO's default with a FIM), within the bounds;
-* any ``scipy.optimize.minimize`` method (L-BFGS-B by default): the optimiser's own
+* any ``scipy.optimize.minimize`` method (L-BFGS-B, ...): the optimiser's own
   bounds (L-BFGS-B, TNC, SLSQP, trust-constr, Powell, Nelder-Mead accept them); for an
   optimiser that does not, iterates are projected (clipped) onto the box before every
   evaluation.
@@ -129,13 +129,13 @@ class MultiStart(Method):
     """Latin-hypercube multi-start local gradient search (scipy), exact JAX gradients.
 
     Attributes:
-        local: "fides" or a ``scipy.optimize.minimize`` method (default L-BFGS-B).
+        local: "fides" (default) or a ``scipy.optimize.minimize`` method (L-BFGS-B, ...).
         tol: its ``tol`` (fides: absolute and relative objective tolerance).
     """
 
     name = "multistart"
     independent_starts = True
-    local: str = "L-BFGS-B"
+    local: str = "fides"
     tol: float = 1e-8
 
     def run(
