@@ -14,8 +14,9 @@ AMICI call, pe_bench call, ...):
 - compile time: pe_bench's first llh + gradient call (trace + XLA compile) against AMICI's
   model import + C++ compile (pyPESTO's importer, a fresh output folder);
 - optionally (--multistart P1,P2) 20 Latin-hypercube starts: pyPESTO + fides against
-  pe_bench multistart: wall time, best nllh, starts within 0.1 of the best known value,
-  seconds per converged start.
+  each pe_bench method (--methods, default multistart, cvae, pso, adam; 20 starts or
+  swarms each, one shared objective): wall time, best nllh, starts within 0.1 of the best
+  value any tool found (or the published one), seconds per converged start.
 
 Prints a table of ratios (pe_bench / peer; < 1 means pe_bench is faster) and writes
 ``results/peers.parquet``.
@@ -186,7 +187,21 @@ def compare_problem(name: str, reps: int, n_batch: int, workdir: Path, rows: lis
     jax.clear_caches()
 
 
-def multistart(name: str, n_starts: int, rows: list[dict], workdir: Path, local: str = "fides") -> None:
+def multistart(
+    name: str,
+    n_starts: int,
+    rows: list[dict],
+    workdir: Path,
+    local: str = "fides",
+    methods: tuple[str, ...] = ("multistart",),
+) -> None:
+    """pyPESTO + fides against each pe_bench method, n_starts starts each, one objective.
+
+    Every pe_bench method gets the same number of starts (swarms for pso) with its own
+    default evaluation budget; multistart and cvae refine with ``local``. Rows are named
+    ``<method>_wall_s``, ``<method>_best_nllh``, ``<method>_converged``,
+    ``<method>_s_per_converged`` (pe_bench column: that method; peer column: pyPESTO).
+    """
     asd, petab, pypesto, PetabImporter = _peers()
     import pypesto.optimize as optimize
     import pypesto.startpoint as startpoint
@@ -215,7 +230,9 @@ def multistart(name: str, n_starts: int, rows: list[dict], workdir: Path, local:
     peer_f = np.array([r.fval for r in res.optimize_result.list], dtype=float)
 
     # Both sides start compiled: AMICI's model was imported and built above, pe_bench's
-    # objective is compiled here (the seconds are reported as multistart_compile_s).
+    # objective is compiled here once and shared by every method (the seconds are reported
+    # as multistart_compile_s; batched and vmapped entry points compile on first use, inside
+    # the method's wall time).
     pb = resolve(str(folder))
     objective = Objective(pb, options)
     t0 = time.perf_counter()
@@ -224,46 +241,48 @@ def multistart(name: str, n_starts: int, rows: list[dict], workdir: Path, local:
     else:
         objective.value_and_grad(pb.x_nominal)
     pe_compile = time.perf_counter() - t0
-    out = Path(tempfile.mkdtemp(prefix="peers_ms_"))
-    t0 = time.perf_counter()
-    run_method(
-        pb,
-        make_method("multistart", {"local": local}),
-        Budget(n_starts=n_starts),
-        0,
-        out,
-        objective=objective,
-    )
-    pe_wall = time.perf_counter() - t0
-    pe_f = load_results(out)[0]["nllh_final"].to_numpy()
+    pe: dict[str, tuple[np.ndarray, float]] = {}
+    for method in methods:
+        opts = {"local": local} if method in ("multistart", "cvae") else {}
+        out = Path(tempfile.mkdtemp(prefix=f"peers_{method}_"))
+        t0 = time.perf_counter()
+        run_method(pb, make_method(method, opts), Budget(n_starts=n_starts), 0, out, objective=objective)
+        wall = time.perf_counter() - t0
+        pe[method] = (load_results(out)[0]["nllh_final"].to_numpy(dtype=float), wall)
+        shutil.rmtree(out, ignore_errors=True)
 
-    best = min(np.nanmin(peer_f), np.nanmin(pe_f), -reference_llh().get(name, np.inf))
-    for tool, f, wall in (("pe_bench", pe_f, pe_wall), ("pypesto+fides", peer_f, peer_wall)):
+    found = [np.nanmin(f) for f, _ in pe.values()]
+    best = min(np.nanmin(peer_f), *found, -reference_llh().get(name, np.inf))
+    runs = [(m, f, wall) for m, (f, wall) in pe.items()] + [("pypesto+fides", peer_f, peer_wall)]
+    for tool, f, wall in runs:
         conv = int(np.sum(f <= best + 0.1))
+        how = f" ({local})" if tool in ("multistart", "cvae") else ""
         print(
-            f"{name} multistart {tool} ({local if tool == 'pe_bench' else 'fides'}): {wall:.1f} s, "
-            f"best {np.nanmin(f):.4f}, {conv}/{n_starts} within 0.1 "
-            f"of {best:.4f}",
+            f"{name} {tool}{how}: {wall:.1f} s, best {np.nanmin(f):.4f}, "
+            f"{conv}/{len(f)} within 0.1 of {best:.4f}",
             flush=True,
         )
-    pe_conv, peer_conv = int(np.sum(pe_f <= best + 0.1)), int(np.sum(peer_f <= best + 0.1))
-    pe_spc = pe_wall / pe_conv if pe_conv else np.inf
+    peer_conv = int(np.sum(peer_f <= best + 0.1))
     peer_spc = peer_wall / peer_conv if peer_conv else np.inf
-    for metric, pe, peer, unit in (
-        ("multistart_wall_s", pe_wall, peer_wall, "s"),
-        ("multistart_best_nllh", float(np.nanmin(pe_f)), float(np.nanmin(peer_f)), "nllh"),
-        ("multistart_converged", pe_conv, peer_conv, "starts"),
-        ("multistart_s_per_converged", pe_spc, peer_spc, "s"),
-        ("multistart_compile_s", pe_compile, np.nan, "s"),
-    ):
+    metrics = []
+    for method, (f, wall) in pe.items():
+        conv = int(np.sum(f <= best + 0.1))
+        metrics += [
+            (f"{method}_wall_s", wall, peer_wall, "s"),
+            (f"{method}_best_nllh", float(np.nanmin(f)), float(np.nanmin(peer_f)), "nllh"),
+            (f"{method}_converged", conv, peer_conv, "starts"),
+            (f"{method}_s_per_converged", wall / conv if conv else np.inf, peer_spc, "s"),
+        ]
+    metrics.append(("multistart_compile_s", pe_compile, np.nan, "s"))
+    for metric, pe_value, peer, unit in metrics:
         rows.append(
             {
                 "problem": name,
                 "metric": metric,
-                "pe_bench": float(pe),
+                "pe_bench": float(pe_value),
                 "peer": float(peer),
                 "peer_name": "pypesto+fides",
-                "ratio": float(pe) / float(peer) if peer and np.isfinite(peer) else np.nan,
+                "ratio": float(pe_value) / float(peer) if peer and np.isfinite(peer) else np.nan,
                 "unit": unit,
                 "llh_agree": True,
             }
@@ -293,6 +312,11 @@ def main() -> None:
     ap.add_argument("--multistart", default="Boehm_JProteomeRes2014", help="comma-separated, '' for none")
     ap.add_argument("--starts", type=int, default=20)
     ap.add_argument(
+        "--methods",
+        default="multistart,cvae,pso,adam",
+        help="pe_bench methods in the multi-start comparison (comma-separated)",
+    )
+    ap.add_argument(
         "--local", default="fides", help="pe_bench multistart's local optimiser (fides, L-BFGS-B, ...)"
     )
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "peers.parquet")
@@ -308,9 +332,10 @@ def main() -> None:
             compare_problem(name, args.reps, args.batch, workdir, rows)
         except Exception as exc:  # a peer that cannot import a problem is reported, not fatal
             print(f"{name}: skipped: {type(exc).__name__}: {exc}", flush=True)
+    methods = tuple(m for m in args.methods.split(",") if m)
     for name in [p for p in args.multistart.split(",") if p]:
         try:
-            multistart(name, args.starts, rows, workdir, args.local)
+            multistart(name, args.starts, rows, workdir, args.local, methods)
         except Exception as exc:
             print(f"{name} multistart: skipped: {type(exc).__name__}: {exc}", flush=True)
     if not rows:
