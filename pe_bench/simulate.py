@@ -142,7 +142,10 @@ def steady_state(rhs: Callable, x_start, p, options: SolverOptions):
             jnp.zeros((0,), jnp.asarray(x_start).dtype),
             jnp.inf,
             steady_state=(options.steady_state_rtol, options.steady_state_atol),
-            **_rodas5_kwargs(options),
+            **(
+                _rodas5_kwargs(options)
+                | {"rtol": options.preequilibration_rtol, "atol": options.preequilibration_atol}
+            ),
         )
         return sol.x, sol.ok
     solver, controller = _solver(options)

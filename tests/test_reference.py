@@ -105,6 +105,8 @@ def test_perelson_imports_and_evaluates():
         ("Fiedler_BMCSystBiol2016", "auto", "auto"),
         ("Brannmark_JBC2010", "forward", "rodas5"),  # pre-equilibration
         ("Brannmark_JBC2010", "reverse", "kvaerno5"),
+        # pre-equilibration simulated at SolverOptions.preequilibration_rtol (looser than rtol)
+        ("Weber_BMC2015", "forward", "rodas5"),
     ],
 )
 def test_gradient_matches_central_differences(problem_id, sensitivity, solver):
