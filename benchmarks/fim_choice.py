@@ -38,12 +38,9 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "benchmark-mode
 class AmiciFimObjective(Objective):
     """The same likelihood; ``value_grad_fim`` returns AMICI's (pyPESTO's) FIM."""
 
-    def _nllh_status_features(self, x):
-        value, status, _ = super()._nllh_status_features(x)
-        sim = self.simulator(x)
+    def _fim_features(self, sim):
         meas = jnp.asarray(self.problem.meas_y)
-        features = (_transform(meas, self._trans) - _transform(sim["y"], self._trans)) / sim["sigma"]
-        return value, status, features
+        return (_transform(meas, self._trans) - _transform(sim["y"], self._trans)) / sim["sigma"]
 
 
 def main() -> None:

@@ -129,16 +129,21 @@ class Objective:
         status = jnp.where(
             ~sim["ok"], STATUS_INTEGRATION_FAILED, jnp.where(jnp.isfinite(value), STATUS_OK, STATUS_NONFINITE)
         )
-        # Their Jacobian J gives the Fisher information J^T J: the transformed simulation
-        # over sigma (sigma held fixed) and log(sigma), weighted (see value_grad_fim_fn).
+        return jnp.where(status == STATUS_OK, value, jnp.inf), status, self._fim_features(sim)
+
+    def _fim_features(self, sim):
+        """Measurement features whose Jacobian J gives the Fisher information J^T J.
+
+        The transformed simulation over sigma (sigma held fixed) and log(sigma), weighted
+        (see value_grad_fim_fn).
+        """
         sigma = sim["sigma"]
-        features = jnp.concatenate(
+        return jnp.concatenate(
             [
                 _transform(sim["y"], self._trans) / jax.lax.stop_gradient(sigma),
                 self._log_sigma_weight * jnp.log(sigma),
             ]
         )
-        return jnp.where(status == STATUS_OK, value, jnp.inf), status, features
 
     def value_and_grad_fn(self, x):
         """Pure (jit/vmap-able) ``x -> (nllh, grad, status)`` in the configured mode."""

@@ -253,20 +253,20 @@ def multistart(
 
     found = [np.nanmin(f) for f, _ in pe.values()]
     best = min(np.nanmin(peer_f), *found, -reference_llh().get(name, np.inf))
-    runs = [(m, f, wall) for m, (f, wall) in pe.items()] + [("pypesto+fides", peer_f, peer_wall)]
-    for tool, f, wall in runs:
-        conv = int(np.sum(f <= best + 0.1))
+    runs = {m: (f, wall) for m, (f, wall) in pe.items()} | {"pypesto+fides": (peer_f, peer_wall)}
+    converged = {tool: int(np.sum(f <= best + 0.1)) for tool, (f, _) in runs.items()}
+    for tool, (f, wall) in runs.items():
         how = f" ({local})" if tool in ("multistart", "cvae") else ""
         print(
             f"{name} {tool}{how}: {wall:.1f} s, best {np.nanmin(f):.4f}, "
-            f"{conv}/{len(f)} within 0.1 of {best:.4f}",
+            f"{converged[tool]}/{len(f)} within 0.1 of {best:.4f}",
             flush=True,
         )
-    peer_conv = int(np.sum(peer_f <= best + 0.1))
+    peer_conv = converged["pypesto+fides"]
     peer_spc = peer_wall / peer_conv if peer_conv else np.inf
     metrics = []
     for method, (f, wall) in pe.items():
-        conv = int(np.sum(f <= best + 0.1))
+        conv = converged[method]
         metrics += [
             (f"{method}_wall_s", wall, peer_wall, "s"),
             (f"{method}_best_nllh", float(np.nanmin(f)), float(np.nanmin(peer_f)), "nllh"),
