@@ -342,5 +342,45 @@ def bench(
         console.print(f"no regression against {check} ({len(baseline)} entries)")
 
 
+@app.command("sbml-suite")
+@_user_errors
+def sbml_suite(
+    folder: Annotated[Path, typer.Argument(help="the suite's semantic/ folder (one NNNNN/ folder per case)")],
+    cases: Annotated[
+        str | None, typer.Option("--cases", help="case numbers and ranges, e.g. 1-200,1500 [all]")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="write the report CSV here")] = None,
+    keep: Annotated[
+        Path | None, typer.Option("--keep", help="write each simulated case as DIR/NNNNN-results.csv")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="worker processes (0: in this process) [cores]")
+    ] = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="seconds per case (worker processes)")] = 300.0,
+    quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
+) -> None:
+    """Run the SBML Test Suite's semantic cases; summary by status and tag; exit 1 on any 'fail'."""
+    from .progress import CaseProgress
+    from .sbml_suite import parse_cases, run_cases, summary, write_report
+
+    if not folder.is_dir():
+        raise PeBenchError(f"{folder}: not a folder (the SBML Test Suite's semantic cases)")
+    ids = parse_cases(cases, folder)
+    n_workers = (os.cpu_count() or 1) if workers is None else workers
+    with CaseProgress(len(ids), "sbml-suite", quiet=quiet, console=console) as bar:
+        report = run_cases(
+            folder, ids, workers=n_workers, keep=keep, timeout=timeout, on_result=bar.on_result
+        )
+    by_status, by_tag = summary(report)
+    console.print(by_tag.to_string())
+    console.print(by_status.T.to_string(index=False))
+    if out is not None:
+        console.print(f"wrote {write_report(report, out)}")
+    fails = report[report["status"] == "fail"]
+    if len(fails):
+        print(f"{len(fails)} case(s) simulated wrong: {', '.join(fails['case'])}", file=sys.stderr)
+        raise typer.Exit(1)
+
+
 if __name__ == "__main__":
     app()

@@ -94,8 +94,8 @@ class Objective:
     def __post_init__(self):
         if not self.problem.has_data:
             raise ValueError("problem has no measurements; it can be simulated, not fitted")
-        self.options = self.options.resolved(len(self.problem.x_ids))
-        self.simulator = Simulator(self.problem, model_functions(self.problem), self.options)
+        self.options = self.options.resolved(len(self.problem.x_ids), bool(self.problem.model.events))
+        self.simulator = Simulator(self.problem, model_functions(self.problem, self.options), self.options)
         pb = self.problem
         self._trans = np.array(
             [TRANSFORMATIONS.index(pb.observables[k].transformation) for k in pb.meas_obs], dtype=np.int32

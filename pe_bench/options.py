@@ -22,6 +22,8 @@ FORWARD_MAX_PAR = 64
 
 #: The integrators: pe_bench's Rosenbrock solver and diffrax's ESDIRK (see SolverOptions).
 SOLVERS = ("auto", "rodas5", "kvaerno5")
+#: Rodas5's per-step linear solvers (pe_bench.solvers.linalg).
+LINEAR_SOLVERS = ("auto", "inverse", "lu", "banded")
 
 
 @dataclass(frozen=True)
@@ -49,10 +51,16 @@ class SolverOptions:
             parameter propagated through the solver), "reverse" (reverse mode through
             diffrax's checkpointed steps), or "auto": forward up to ``FORWARD_MAX_PAR``
             estimated parameters, reverse above.
-        solver: "rodas5" (pe_bench's own Rosenbrock solver, ``pe_bench.stiff``: one
+        solver: "rodas5" (pe_bench's own Rosenbrock solver, ``pe_bench.solvers``: one
             Jacobian and one LU per step; forward mode only), "kvaerno5" (diffrax's
             ESDIRK with a Newton root finder; both modes), or "auto": rodas5 with
             forward sensitivities, kvaerno5 with reverse.
+        linear_solver: Rodas5's per-step linear solve: "inverse" (unrolled Gauss-Jordan),
+            "lu" (dense LU), "banded" (banded LU after reverse Cuthill-McKee renumbering)
+            or "auto": by size and sparsity (``pe_bench.solvers.linalg.choose``).
+        event_tol: event times are located to ``event_tol * max(1, |t|)``.
+        event_queue_size: how many delayed event executions may be pending at once (more
+            is a failed integration).
     """
 
     rtol: float = 1e-10
@@ -67,22 +75,34 @@ class SolverOptions:
     icoeff: float = 0.3
     sensitivity: str = "auto"
     solver: str = "auto"
+    linear_solver: str = "auto"
+    event_tol: float = 1e-12
+    event_queue_size: int = 64
 
     def __post_init__(self):
         if self.sensitivity not in ("auto", "forward", "reverse"):
             raise ValueError(f"sensitivity must be auto, forward or reverse, got {self.sensitivity!r}")
         if self.solver not in SOLVERS:
             raise ValueError(f"solver must be one of {', '.join(SOLVERS)}, got {self.solver!r}")
+        if self.linear_solver not in LINEAR_SOLVERS:
+            raise ValueError(
+                f"linear_solver must be one of {', '.join(LINEAR_SOLVERS)}, got {self.linear_solver!r}"
+            )
         if self.solver == "rodas5" and self.sensitivity == "reverse":
             raise ValueError(
                 "solver rodas5 supports forward sensitivities only; use kvaerno5 for reverse mode"
             )
 
-    def resolved(self, n_par: int) -> SolverOptions:
-        """These options with "auto" sensitivity and solver decided for ``n_par`` parameters."""
+    def resolved(self, n_par: int, has_events: bool = False) -> SolverOptions:
+        """These options with "auto" sensitivity and solver decided for ``n_par`` parameters.
+
+        Models with events stay on Rodas5 (forward mode): the event machinery lives in
+        pe_bench's own integration loop.
+        """
         mode = self.sensitivity
         if mode == "auto":
-            mode = "reverse" if n_par > FORWARD_MAX_PAR and self.solver != "rodas5" else "forward"
+            reverse = n_par > FORWARD_MAX_PAR and self.solver != "rodas5" and not has_events
+            mode = "reverse" if reverse else "forward"
         solver = self.solver
         if solver == "auto":
             solver = "rodas5" if mode == "forward" else "kvaerno5"

@@ -57,3 +57,33 @@ class RunProgress:
         rate = self.evals / max(1e-9, time.perf_counter() - self.t0)
         best = f"{self.best:.4f}" if math.isfinite(self.best) else "-"
         self.progress.update(self.task, advance=advance, best=best, rate=f"{rate:.0f}")
+
+
+class CaseProgress:
+    """Progress of a conformance run: cases done and the count of each status so far."""
+
+    def __init__(self, total: int, label: str, quiet: bool = False, console: Console | None = None):
+        self.counts: dict[str, int] = {}
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[counts]}"),
+            TimeElapsedColumn(),
+            console=console,
+            disable=quiet,
+        )
+        self.task = self.progress.add_task(label, total=total, counts="")
+
+    def __enter__(self) -> CaseProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+    def on_result(self, row: dict) -> None:
+        """Advance by one case and count its status."""
+        self.counts[row["status"]] = self.counts.get(row["status"], 0) + 1
+        counts = "  ".join(f"{k} {v}" for k, v in sorted(self.counts.items()))
+        self.progress.update(self.task, advance=1, counts=counts)

@@ -154,9 +154,9 @@ def simulation_table(problem: Problem, x: np.ndarray, options: SolverOptions | N
     import jax.numpy as jnp
     import pandas as pd
 
-    from .simulate import Simulator, model_functions
+    from .simulate import make_simulator
 
-    simulator = Simulator(problem, model_functions(problem), options or SolverOptions())
+    simulator = make_simulator(problem, options)
     out = jax.jit(simulator)(jnp.asarray(x, dtype=jnp.float64))
     if not bool(out["ok"]):
         raise PeBenchError(f"problem '{problem.name}': integration failed at these parameters")
@@ -164,7 +164,7 @@ def simulation_table(problem: Problem, x: np.ndarray, options: SolverOptions | N
     pre_ids = ["" if p < 0 else cond[p] for p in problem.sim_preeq]
     sim_ids = [cond[c] for c in problem.sim_cond]
     frames = []
-    if problem.has_data:
+    if problem.has_outputs:
         frames.append(
             pd.DataFrame(
                 {

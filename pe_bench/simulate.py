@@ -1,8 +1,10 @@
-"""diffrax simulation of a :class:`Problem`: every condition, pre-equilibration, outputs.
+"""Simulation of a :class:`Problem`: every condition, pre-equilibration, outputs.
 
-Everything here is a pure function of arrays (jit/vmap/grad-able). Conditions are
-solved in one ``vmap`` so that a problem compiles once whatever its number of
-conditions. Solver failures are data (``throw=False``), never exceptions.
+This module says *what* is solved (which conditions, from which initial state, to which
+times, which observables); :mod:`pe_bench.solvers` says *how*. Everything here is a pure
+function of arrays (jit/vmap/grad-able). Conditions are solved in one ``vmap`` so that a
+problem compiles once whatever its number of conditions. Solver failures are data,
+never exceptions.
 """
 
 from __future__ import annotations
@@ -10,14 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optimistix as optx
+import sympy as sp
 
-from . import stiff
-from .model.codegen import jax_function
+from . import solvers
+from .errors import UnsupportedFeatureError
+from .model.codegen import SWITCH_KINDS, condition_atoms, extract_switches, jax_function, root_expression
 from .model.mathml import TIME
 from .options import (  # noqa: F401  (re-exported: simulate is where users look for them)
     FORWARD_MAX_PAR,
@@ -28,9 +30,10 @@ from .options import (  # noqa: F401  (re-exported: simulate is where users look
     SolverOptions,
 )
 from .problems.base import Problem
+from .solvers import kvaerno5, linalg
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ModelFunctions:
     """The JAX functions of a problem's model and observables."""
 
@@ -38,12 +41,108 @@ class ModelFunctions:
     x0: Callable  # (p,) -> x0
     observables: list[Callable]  # (t, x, p, q, op, np) -> y   (vectorised over columns)
     noise: list[Callable]  # same signature -> sigma
+    events: solvers.EventSystem | None  # the model's events, None without
+    structure: linalg.Structure  # how Rodas5 solves its per-step linear systems
 
 
-def model_functions(problem: Problem) -> ModelFunctions:
-    """Generate the JAX functions of a problem from its sympy expressions."""
+def jacobian_pattern(model) -> np.ndarray:
+    """Structural sparsity of d(rhs)/d(state): entry (i, j) if rhs_i involves state j."""
+    pos = {s: j for j, s in enumerate(model.state_symbols)}
+    n = len(pos)
+    pattern = np.zeros((n, n), dtype=bool)
+    for i, expr in enumerate(model.rhs):
+        for s in expr.free_symbols:
+            if s in pos:
+                pattern[i, pos[s]] = True
+    return pattern
+
+
+def event_system(model, options: SolverOptions) -> solvers.EventSystem | None:
+    """The model's events and the discontinuities of its right-hand side, as JAX functions.
+
+    Returns None for a model with neither (the solver's plain loop).
+    """
+    args = [TIME, list(model.state_symbols), [model.symbol(p) for p in model.parameter_ids]]
+    moving = {TIME, *model.state_symbols}
+    rhs_sw, switches, sw_symbols = extract_switches(model.rhs, moving)
+    events = model.events
+    # The inequalities of the triggers are watched like the right-hand side's switches
+    # (they do not enter the right-hand side).
+    for e in events:
+        for atom in condition_atoms(e.trigger, moving):
+            if ("condition", atom) not in switches:
+                switches.append(("condition", atom))
+                sw_symbols.append(sp.Symbol(f"__sw_{len(sw_symbols)}", real=True))
+    if not events and not switches:
+        return None
+    n_ev = len(events)
+    k = max([len(e.targets) for e in events] + [1])
+    n_x = len(model.state_ids)
+    target = np.full((n_ev, k), n_x, dtype=np.int32)
+    index = np.full((n_ev, k), -1, dtype=np.int32)  # into the flat list of values (-1: padding)
+    values, scales = [], []
+    for i, e in enumerate(events):
+        for j, (tgt, v, sc) in enumerate(zip(e.targets, e.values, e.scales, strict=True)):
+            target[i, j] = tgt
+            index[i, j] = len(values)
+            values.append(v)
+            scales.append(sc)
+    flat_values = jax_function(args, values)
+    flat_scales = jax_function(args, scales)
+    has_priority = np.array([e.priority is not None for e in events], dtype=bool)
+    prio = jax_function(args, [e.priority if e.priority is not None else sp.Integer(0) for e in events])
+
+    def padded(flat, fill):
+        def fn(t, x, p):
+            v = jnp.concatenate([flat(t, x, p), jnp.full((1,), fill, dtype=jnp.float64)])
+            return v[index]
+
+        return fn
+
+    def priority(t, x, p):
+        return jnp.where(has_priority, prio(t, x, p), -jnp.inf)
+
+    kinds = np.array([SWITCH_KINDS.index(kind) for kind, _ in switches], dtype=np.int32)
+    sw_value = [
+        sp.Piecewise((sp.Integer(1), e), (sp.Integer(0), True))
+        if kind == "condition"
+        else getattr(sp, kind)(e)
+        for kind, e in switches
+    ]
+    sw_root = [root_expression(e) if kind == "condition" else e for kind, e in switches]
+    switched = jax_function([TIME, args[1], args[2], sw_symbols], rhs_sw) if switches else None
+    if switched is not None and not any(e.free_symbols & set(sw_symbols) for e in rhs_sw):
+        switched = None  # only triggers' inequalities: the right-hand side has no switch
+    has_delay = np.array([e.delay is not None for e in events], dtype=bool)
+    return solvers.EventSystem(
+        trigger=jax_function(args, [e.trigger for e in events]),
+        root=jax_function(args, [root_expression(e.trigger) for e in events]),
+        assign=padded(flat_values, 0.0),
+        scale=padded(flat_scales, 1.0),
+        target=target,
+        delay=jax_function(args, [e.delay if e.delay is not None else sp.Integer(0) for e in events]),
+        priority=priority,
+        has_delay=has_delay,
+        initial_value=np.array([e.initial_value for e in events], dtype=bool),
+        persistent=np.array([e.persistent for e in events], dtype=bool),
+        use_trigger_values=np.array([e.use_values_from_trigger_time for e in events], dtype=bool),
+        queue_size=options.event_queue_size if events else 1,
+        switched_rhs=switched,
+        switch_value=jax_function(args, sw_value) if switches else None,
+        switch_root=jax_function(args, sw_root) if switches else None,
+        switch_kind=kinds,
+    )
+
+
+def model_functions(problem: Problem, options: SolverOptions | None = None) -> ModelFunctions:
+    """Generate the JAX functions of a problem from its sympy expressions.
+
+    Raises:
+        UnsupportedFeatureError: events with the diffrax solver (reverse mode).
+    """
+    options = options or SolverOptions()
     m = problem.model
-    xs = [m.symbol(s) for s in m.state_ids]
+    xs = list(m.state_symbols)
     ps = [m.symbol(p) for p in m.parameter_ids]
     rhs = jax_function([TIME, xs, ps], m.rhs)
     x0 = jax_function([ps], m.x0)
@@ -52,43 +151,34 @@ def model_functions(problem: Problem) -> ModelFunctions:
         args = [TIME, xs, ps, problem.q_symbols, o.observable_placeholders or [], o.noise_placeholders or []]
         obs.append(jax_function(args, [o.formula]))
         noise.append(jax_function(args, [o.noise_formula]))
-    return ModelFunctions(rhs, x0, obs, noise)
+    if m.events and options.solver == "kvaerno5":
+        raise UnsupportedFeatureError(
+            f"not supported yet: events with the kvaerno5 solver (reverse-mode sensitivities) in {m.source}; "
+            "use solver rodas5 (forward sensitivities)"
+        )
+    n = len(xs)
+    pattern = jacobian_pattern(m) if n > linalg.INVERSE_MAX_N else None
+    structure = linalg.choose(n, pattern, options.linear_solver)
+    return ModelFunctions(rhs, x0, obs, noise, event_system(m, options), structure)
 
 
-def _solver(options: SolverOptions):
-    # Newton (fresh Jacobian every iteration) stopped by the convergence-rate test of
-    # implicit solvers (Hairer & Wanner IV.8) with kappa = 0.1, CVODE's nonlinear
-    # convergence coefficient, instead of optimistix's default Cauchy test on step and
-    # residual. Measured on Weber_BMC2015 (rtol 1e-10, atol 1e-12): the Cauchy test never
-    # met atol on components coupled to states of 1e7 (12858 steps, 4252 rejected, for
-    # the time course); kappa = 1e-2 sat below rounding noise near steady state (45928
-    # steps for pre-equilibration); kappa = 0.1 took 1099 and 9 steps, same solution.
-    root_finder = diffrax.with_stepsize_controller_tols(optx.Newton)(cauchy_termination=False, kappa=0.1)
-    solver = diffrax.Kvaerno5(root_finder=root_finder)
-    controller = diffrax.PIDController(
-        rtol=options.rtol, atol=options.atol, pcoeff=options.pcoeff, icoeff=options.icoeff
+def _rodas5_kwargs(fn: ModelFunctions, options: SolverOptions) -> dict:
+    return dict(
+        rtol=options.rtol,
+        atol=options.atol,
+        max_steps=options.max_steps,
+        blowup_threshold=options.blowup_threshold,
+        events=fn.events,
+        structure=fn.structure,
+        event_tol=options.event_tol,
     )
-    return solver, controller
 
 
-def _adjoint(options: SolverOptions):
-    # ForwardMode makes the solve forward-differentiable (jvp / jacfwd) and cheaper than
-    # checkpointed reverse mode, but cannot be reverse-differentiated.
-    return diffrax.ForwardMode() if options.sensitivity == "forward" else diffrax.RecursiveCheckpointAdjoint()
-
-
-def _blowup(threshold: float) -> Callable:
-    def cond_fn(t, y, args, **kwargs):
-        return jnp.any(~(jnp.abs(y) <= threshold))  # also true for NaN
-
-    return cond_fn
-
-
-def solve_at(rhs: Callable, x_start, p, ts, options: SolverOptions):
+def solve_at(fn: ModelFunctions, x_start, p, ts, options: SolverOptions):
     """Integrate from t = 0 and return the states at ``ts`` and a success flag.
 
     Args:
-        rhs: ``rhs(t, x, p)``.
+        fn: the model's functions.
         x_start: initial state (n_x,).
         p: model parameters (n_p,).
         ts: sorted output times (n_t,), ``ts[-1]`` is the end time.
@@ -97,83 +187,31 @@ def solve_at(rhs: Callable, x_start, p, ts, options: SolverOptions):
     Returns:
         ``(ys, ok)`` with ys of shape (n_t, n_x).
     """
-    if options.solver == "rodas5":
-        t1 = jnp.maximum(ts[-1], 1e-12)
-        sol = stiff.integrate(rhs, x_start, p, ts, t1, **_rodas5_kwargs(options))
-        return sol.ys, sol.ok
-    solver, controller = _solver(options)
-    term = diffrax.ODETerm(lambda t, y, args: rhs(t, y, args))
     t1 = jnp.maximum(ts[-1], 1e-12)
-    sol = diffrax.diffeqsolve(
-        term,
-        solver,
-        t0=0.0,
-        t1=t1,
-        dt0=None,
-        y0=x_start,
-        args=p,
-        saveat=diffrax.SaveAt(ts=ts),
-        stepsize_controller=controller,
-        event=diffrax.Event(_blowup(options.blowup_threshold)),
-        max_steps=options.max_steps,
-        adjoint=_adjoint(options),
-        throw=False,
-    )
-    ok = sol.result == diffrax.RESULTS.successful  # a blow-up ends as event_occurred
-    return sol.ys, ok
+    if options.solver == "rodas5":
+        sol = solvers.integrate(fn.rhs, x_start, p, ts, t1, **_rodas5_kwargs(fn, options))
+        return sol.ys, sol.ok
+    return kvaerno5.solve_at(fn.rhs, x_start, p, ts, t1, options)
 
 
-def _rodas5_kwargs(options: SolverOptions) -> dict:
-    return dict(
-        rtol=options.rtol,
-        atol=options.atol,
-        max_steps=options.max_steps,
-        blowup_threshold=options.blowup_threshold,
-    )
-
-
-def steady_state(rhs: Callable, x_start, p, options: SolverOptions):
+def steady_state(fn: ModelFunctions, x_start, p, options: SolverOptions):
     """Simulate until ``dx/dt`` vanishes (pre-equilibration); returns ``(x_ss, ok)``."""
     if options.solver == "rodas5":
-        sol = stiff.integrate(
-            rhs,
+        kwargs = _rodas5_kwargs(fn, options) | {
+            "rtol": options.preequilibration_rtol,
+            "atol": options.preequilibration_atol,
+        }
+        sol = solvers.integrate(
+            fn.rhs,
             x_start,
             p,
             jnp.zeros((0,), jnp.asarray(x_start).dtype),
             jnp.inf,
             steady_state=(options.steady_state_rtol, options.steady_state_atol),
-            **(
-                _rodas5_kwargs(options)
-                | {"rtol": options.preequilibration_rtol, "atol": options.preequilibration_atol}
-            ),
+            **kwargs,
         )
         return sol.x, sol.ok
-    solver, controller = _solver(options)
-    term = diffrax.ODETerm(lambda t, y, args: rhs(t, y, args))
-    event = diffrax.Event(
-        (
-            diffrax.steady_state_event(rtol=options.steady_state_rtol, atol=options.steady_state_atol),
-            _blowup(options.blowup_threshold),
-        )
-    )
-    sol = diffrax.diffeqsolve(
-        term,
-        solver,
-        t0=0.0,
-        t1=jnp.inf,
-        dt0=None,
-        y0=x_start,
-        args=p,
-        saveat=diffrax.SaveAt(t1=True),
-        stepsize_controller=controller,
-        event=event,
-        max_steps=options.max_steps,
-        adjoint=_adjoint(options),
-        throw=False,
-    )
-    reached, exploded = sol.event_mask
-    ok = (sol.result == diffrax.RESULTS.event_occurred) & reached & ~exploded
-    return sol.ys[-1], ok
+    return kvaerno5.steady_state(fn.rhs, x_start, p, options)
 
 
 def unscale(x, scales: np.ndarray):
@@ -220,18 +258,18 @@ class Simulator:
         ok = jnp.asarray(True)
         preeq = np.unique(pb.sim_preeq[pb.sim_preeq >= 0])
         if len(preeq):
-            xss, ok_pre = jax.vmap(lambda x0, p: steady_state(fn.rhs, x0, p, opts))(X0[preeq], P[preeq])
+            xss, ok_pre = jax.vmap(lambda x0, p: steady_state(fn, x0, p, opts))(X0[preeq], P[preeq])
             ok = ok & jnp.all(ok_pre)
             slot = np.searchsorted(preeq, np.maximum(pb.sim_preeq, 0))
             use_ss = (pb.sim_preeq >= 0)[:, None] & ~pb.cond_x_mask[pb.sim_cond]
             x_start = jnp.where(use_ss, xss[slot], x_start)
         p_sim = P[pb.sim_cond]
-        states, ok_sim = jax.vmap(lambda x0, p, ts: solve_at(fn.rhs, x0, p, ts, opts))(
+        states, ok_sim = jax.vmap(lambda x0, p, ts: solve_at(fn, x0, p, ts, opts))(
             x_start, p_sim, jnp.asarray(pb.sim_ts)
         )
         ok = ok & jnp.all(ok_sim)
         out = {"states": states, "ok": ok, "theta": theta, "P": P}
-        if pb.has_data:
+        if pb.has_outputs:
             out["y"], out["sigma"] = self.observe(states, p_sim, theta)
         return out
 
@@ -258,3 +296,9 @@ class Simulator:
             y = y.at[rows].set(yk)
             sigma = sigma.at[rows].set(sk)
         return y, sigma
+
+
+def make_simulator(problem: Problem, options: SolverOptions | None = None) -> Simulator:
+    """A :class:`Simulator` with the options' "auto" choices resolved for the problem."""
+    options = (options or SolverOptions()).resolved(len(problem.x_ids), bool(problem.model.events))
+    return Simulator(problem, model_functions(problem, options), options)

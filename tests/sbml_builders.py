@@ -77,19 +77,74 @@ def function(model, fid, args, body):
     fd.setMath(math(f"lambda({', '.join(args)}, {body})"))
 
 
-def event(model, eid, trigger, variable, value):
+def event(
+    model,
+    eid,
+    trigger,
+    variable=None,
+    value=None,
+    *,
+    assignments=None,
+    delay=None,
+    priority=None,
+    persistent=True,
+    initial_value=False,
+    use_trigger_values=True,
+):
     ev = model.createEvent()
     ev.setId(eid)
-    ev.setUseValuesFromTriggerTime(True)
+    ev.setUseValuesFromTriggerTime(use_trigger_values)
     trig = ev.createTrigger()
     trig.setMath(math(trigger))
-    trig.setPersistent(True)
-    trig.setInitialValue(False)
-    ea = ev.createEventAssignment()
-    ea.setVariable(variable)
-    ea.setMath(math(value))
+    trig.setPersistent(persistent)
+    trig.setInitialValue(initial_value)
+    if delay is not None:
+        ev.createDelay().setMath(math(delay))
+    if priority is not None:
+        ev.createPriority().setMath(math(priority))
+    for var, val in (({variable: value} if variable is not None else {}) | (assignments or {})).items():
+        ea = ev.createEventAssignment()
+        ea.setVariable(var)
+        ea.setMath(math(val))
+    return ev
+
+
+def rule(model, kind, variable, formula):
+    r = model.createAssignmentRule() if kind == "assignment" else model.createRateRule()
+    r.setVariable(variable)
+    r.setMath(math(formula))
+    return r
 
 
 def write(doc, path: Path) -> Path:
     assert libsbml.writeSBMLToFile(doc, str(path)) == 1
     return path
+
+
+def petab_problem(folder: Path, doc, parameters, observables, measurements, noise="0.1") -> Path:
+    """Write a PEtab v1 problem around an SBML document; returns the YAML path.
+
+    Args:
+        parameters: {id: (nominal, lower, upper, scale)}, all estimated.
+        observables: {id: formula}.
+        measurements: [(observable id, time, value)].
+        noise: the noise formula of every observable.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    write(doc, folder / "model.xml")
+    (folder / "conditions.tsv").write_text("conditionId\tconditionName\nc0\tc0\n")
+    rows = ["observableId\tobservableFormula\tnoiseFormula"]
+    rows += [f"{o}\t{f}\t{noise}" for o, f in observables.items()]
+    (folder / "observables.tsv").write_text("\n".join(rows) + "\n")
+    rows = ["observableId\tsimulationConditionId\tmeasurement\ttime"]
+    rows += [f"{o}\tc0\t{v!r}\t{t!r}" for o, t, v in measurements]
+    (folder / "measurements.tsv").write_text("\n".join(rows) + "\n")
+    rows = ["parameterId\tparameterScale\tlowerBound\tupperBound\tnominalValue\testimate"]
+    rows += [f"{p}\t{sc}\t{lo!r}\t{hi!r}\t{v!r}\t1" for p, (v, lo, hi, sc) in parameters.items()]
+    (folder / "parameters.tsv").write_text("\n".join(rows) + "\n")
+    (folder / "problem.yaml").write_text(
+        "format_version: 1\nparameter_file: parameters.tsv\nproblems:\n"
+        "  - condition_files: [conditions.tsv]\n    measurement_files: [measurements.tsv]\n"
+        "    observable_files: [observables.tsv]\n    sbml_files: [model.xml]\n"
+    )
+    return folder / "problem.yaml"

@@ -178,10 +178,13 @@ def test_unsupported_sbml(tmp_path):
     doc, m = sb.new_model()
     sb.compartment(m, "C", 1.0)
     sb.species(m, "A", "C", conc=1.0)
-    sb.event(m, "kick", "time > 1", "A", "2")
-    path = sb.write(doc, tmp_path / "events.xml")
+    sb.parameter(m, "k", 1.0)
+    sb.reaction(m, "lagged", ["A"], [], "k * delay(A, 1)")
+    path = sb.write(doc, tmp_path / "delays.xml")
     out = tmp_path / "sim.csv"
-    assert_user_error(run("simulate", path, "--out", out), "not supported yet: event 'kick'", "events.xml")
+    assert_user_error(
+        run("simulate", path, "--out", out), "not supported yet: delay() in 'lagged'", "delays.xml"
+    )
     assert not out.exists()
 
 

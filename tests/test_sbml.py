@@ -8,7 +8,7 @@ from scipy.integrate import solve_ivp
 from pe_bench.errors import ModelImportError, UnsupportedFeatureError
 from pe_bench.model.sbml import load_sbml
 from pe_bench.problems.sbml_only import load_sbml_problem
-from pe_bench.simulate import Simulator, SolverOptions, model_functions
+from pe_bench.simulate import make_simulator
 
 V, K1, K2, KL = 2.5, 0.7, 0.3, 0.9
 
@@ -54,7 +54,7 @@ def reference_rhs(t, x):
 def test_feature_model_matches_scipy(tmp_path):
     ts = np.linspace(0, 8, 33)
     pb = load_sbml_problem(feature_model(tmp_path), times=ts)
-    out = Simulator(pb, model_functions(pb), SolverOptions())(np.zeros(0))
+    out = make_simulator(pb)(np.zeros(0))
     assert bool(out["ok"])
     states = np.asarray(out["states"][0])
     order = [pb.model.state_ids.index(s) for s in ["A", "B", "S", "r"]]
@@ -72,8 +72,8 @@ def test_initial_state_follows_parameters(tmp_path):
     assert str(model.x0[s_index]) == "2*k1"  # not frozen at the file's value
 
 
-def _with(tmp_path, edit):
-    doc, m = sb.new_model()
+def _with(tmp_path, edit, version=2):
+    doc, m = sb.new_model(3, version)
     sb.compartment(m, "C", 1.0)
     sb.species(m, "A", "C", conc=1.0)
     sb.parameter(m, "k", 1.0)
@@ -82,27 +82,94 @@ def _with(tmp_path, edit):
     return sb.write(doc, tmp_path / "bad.xml")
 
 
-def test_event_is_reported_unsupported(tmp_path):
-    path = _with(tmp_path, lambda m: sb.event(m, "pulse", "time > 1", "A", "2"))
-    with pytest.raises(UnsupportedFeatureError, match=r"not supported yet: event 'pulse' in .*bad.xml"):
-        load_sbml(path)
-
-
 def test_delay_is_reported_unsupported(tmp_path):
     path = _with(tmp_path, lambda m: sb.reaction(m, "R2", ["A"], [], "k * delay(A, 1)"))
     with pytest.raises(UnsupportedFeatureError, match=r"delay\(\) in 'R2' in .*bad.xml"):
         load_sbml(path)
 
 
-def test_algebraic_rule_is_reported_unsupported(tmp_path):
+def test_fast_reaction_is_reported_unsupported(tmp_path):
+    # 'fast' exists up to SBML L3v1 (L3v2 dropped it).
+    def fast(m):
+        m.getReaction("R1").setFast(False)
+        sb.reaction(m, "R2", ["A"], [], "k * A").setFast(True)
+
+    path = _with(tmp_path, fast, version=1)
+    with pytest.raises(UnsupportedFeatureError, match=r"not supported yet: fast reaction 'R2' in .*bad.xml"):
+        load_sbml(path)
+
+
+def test_algebraic_rule_that_cannot_be_made_explicit_is_reported(tmp_path):
     def add_rule(m):
         sb.parameter(m, "z", 1.0, constant=False)
         rule = m.createAlgebraicRule()
         rule.setMetaId("alg1")
-        rule.setMath(sb.math("z - A"))
+        rule.setMath(sb.math("z^2 - A"))  # two solutions for z
 
-    with pytest.raises(UnsupportedFeatureError, match=r"algebraic rule 'alg1' in .*bad.xml"):
+    with pytest.raises(
+        UnsupportedFeatureError, match=r"algebraic rule 'alg1' \(2 solutions for 'z'.* in .*bad.xml"
+    ):
         load_sbml(_with(tmp_path, add_rule))
+
+
+V0, GROWTH, K2, CF = 1.5, 0.1, 0.4, 2.0
+
+
+def semantics_model(tmp_path):
+    """A growing compartment (rate rule) with a species in concentration, a conversion
+    factor, rateOf, an algebraic rule, and a stoichiometry set by an assignment rule."""
+    doc, m = sb.new_model()
+    sb.compartment(m, "V", V0)
+    m.getCompartment("V").setConstant(False)
+    sb.compartment(m, "W", 1.0)
+    sb.species(m, "A", "V", conc=2.0)
+    sb.species(m, "B", "W", conc=0.0)
+    sb.species(m, "C", "W", conc=0.0)
+    m.getSpecies("B").setConversionFactor("cf")
+    sb.parameter(m, "k1", K1)
+    sb.parameter(m, "k2", K2)
+    sb.parameter(m, "cf", CF)
+    for pid in ("r", "z", "s1"):
+        sb.parameter(m, pid, 0.0, constant=False)
+    sb.rule(m, "rate", "V", str(GROWTH))
+    sb.rule(m, "rate", "r", "rateOf(A)")
+    sb.rule(m, "assignment", "s1", "1 + time / 10")
+    alg = m.createAlgebraicRule()
+    alg.setMath(sb.math("z - 2 * B"))
+    sb.reaction(m, "R1", ["A"], ["B"], "k1 * A * V")
+    r2 = sb.reaction(m, "R2", ["B"], [], "k2 * B * W")
+    ref = r2.createProduct()
+    ref.setSpecies("C")
+    ref.setId("s1")
+    ref.setConstant(False)
+    return sb.write(doc, tmp_path / "semantics.xml")
+
+
+def semantics_rhs(t, y):
+    a_amount, b, c, r = y  # A as an amount (its compartment grows), B, C and r as values
+    vol = V0 + GROWTH * t
+    r1 = K1 * (a_amount / vol) * vol
+    r2 = K2 * b
+    d_a = -r1
+    return [d_a, CF * (r1 - r2), (1 + t / 10) * r2, d_a / vol - a_amount * GROWTH / vol**2]
+
+
+def test_variable_compartment_conversion_factor_rate_of_algebraic_and_stoichiometry(tmp_path):
+    ts = np.linspace(0, 6, 13)
+    outputs = [("A", "concentration"), ("A", "amount"), ("B", None), ("C", None), ("r", None), ("z", None),
+               ("V", None), ("s1", None)]  # fmt: skip
+    pb = load_sbml_problem(semantics_model(tmp_path), times=ts, outputs=outputs)
+    out = make_simulator(pb)(np.zeros(0))
+    assert bool(out["ok"])
+    got = np.asarray(out["y"]).reshape(len(ts), len(outputs))
+    ref = solve_ivp(
+        semantics_rhs, (0, 6), [2.0 * V0, 0, 0, 0], method="LSODA", t_eval=ts, rtol=1e-12, atol=1e-12
+    )
+    assert ref.success
+    a_amount, b, c, r = ref.y
+    vol = V0 + GROWTH * ts
+    expected = np.stack([a_amount / vol, a_amount, b, c, r, 2 * b, vol, 1 + ts / 10], axis=1)
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-9)
 
 
 def test_malformed_and_missing_files(tmp_path):

@@ -9,7 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import jax.numpy as jnp
+import jax.scipy.special as jsp
 import sympy as sp
+
+# Functions sympy's JAX printer leaves to Python's math module (which cannot take tracers).
+_EXTRA = {"gamma": jsp.gamma, "loggamma": jsp.gammaln}
 
 
 def jax_function(args: Sequence, exprs: Sequence[sp.Expr]) -> Callable:
@@ -30,7 +34,7 @@ def jax_function(args: Sequence, exprs: Sequence[sp.Expr]) -> Callable:
             return jnp.zeros((0,))
 
         return empty
-    raw = sp.lambdify(list(args), exprs, modules="jax", cse=True, docstring_limit=0)
+    raw = sp.lambdify(list(args), exprs, modules=[_EXTRA, "jax"], cse=True, docstring_limit=0)
 
     def stacked(*values):
         out = raw(*values)
@@ -39,3 +43,123 @@ def jax_function(args: Sequence, exprs: Sequence[sp.Expr]) -> Callable:
         return jnp.stack([jnp.broadcast_to(o, shape) for o in out])
 
     return stacked
+
+
+def root_expression(condition: sp.Basic) -> sp.Expr:
+    """A continuous function that is positive where the boolean ``condition`` holds.
+
+    Event times are located on it (``pe_bench.solvers.integrate``): a relation
+    ``a > b`` (or ``>=``) becomes ``a - b``, ``a < b`` becomes ``b - a``, ``and`` the
+    minimum of its parts, ``or`` the maximum, ``not`` the negation. ``a == b`` becomes
+    ``-|a - b|`` (zero only where it holds) and ``a != b`` ``|a - b|``. Anything else (a
+    boolean-valued piecewise, ``xor`` of more than two parts) falls back to +1 / -1 from
+    the condition itself, which the locator treats by bisection.
+    """
+    if condition is sp.true:
+        return sp.Integer(1)
+    if condition is sp.false:
+        return sp.Integer(-1)
+    if isinstance(condition, sp.StrictGreaterThan | sp.GreaterThan):
+        return condition.lhs - condition.rhs
+    if isinstance(condition, sp.StrictLessThan | sp.LessThan):
+        return condition.rhs - condition.lhs
+    if isinstance(condition, sp.Eq):
+        return -sp.Abs(condition.lhs - condition.rhs)
+    if isinstance(condition, sp.Ne):
+        return sp.Abs(condition.lhs - condition.rhs)
+    if isinstance(condition, sp.And):
+        return sp.Min(*[root_expression(a) for a in condition.args], evaluate=False)
+    if isinstance(condition, sp.Or):
+        return sp.Max(*[root_expression(a) for a in condition.args], evaluate=False)
+    if isinstance(condition, sp.Not):
+        return -root_expression(condition.args[0])
+    if isinstance(condition, sp.Xor) and len(condition.args) == 2:
+        a, b = (root_expression(x) for x in condition.args)
+        return -a * b
+    return sp.Piecewise((sp.Integer(1), condition), (sp.Integer(-1), True))
+
+
+#: Kinds of discontinuity a right-hand side can switch on.
+SWITCH_KINDS = ("condition", "floor", "ceiling")
+
+
+def extract_switches(
+    exprs: Sequence[sp.Expr], moving: set[sp.Symbol]
+) -> tuple[list[sp.Expr], list[tuple[str, sp.Basic]], list[sp.Symbol]]:
+    """Replace the discontinuities of ``exprs`` by switch symbols.
+
+    A relation inside a piecewise condition (``S > 4``), ``floor(a)`` and ``ceiling(a)``
+    make a right-hand side jump where they change. Where they involve time or a state
+    (``moving``), each distinct one becomes a symbol ``__sw_k`` whose value the solver
+    holds fixed within a step and flips where the relation changes (located like an
+    event), so that no step straddles a jump and sensitivities jump correctly.
+
+    Args:
+        exprs: the expressions (the right-hand side).
+        moving: the symbols that change during a simulation (time, states).
+
+    Returns:
+        ``(new_exprs, switches, symbols)``: the expressions with switch symbols, each
+        switch as ``(kind, expr)`` (kind in ``SWITCH_KINDS``; the relation, or the
+        argument of floor / ceiling), and the switch symbols. A condition's switch
+        value is 1 (true) or 0; a floor's or ceiling's is its value.
+    """
+    switches: list[tuple[str, sp.Basic]] = []
+    symbols: list[sp.Symbol] = []
+    found: dict[tuple[str, sp.Basic], sp.Symbol] = {}
+
+    def switch(kind: str, e: sp.Basic) -> sp.Symbol:
+        key = (kind, e)
+        if key not in found:
+            s = sp.Symbol(f"__sw_{len(symbols)}", real=True)
+            found[key] = s
+            switches.append(key)
+            symbols.append(s)
+        return found[key]
+
+    def moves(e: sp.Basic) -> bool:
+        return bool(e.free_symbols & moving)
+
+    def cond(c: sp.Basic) -> sp.Basic:
+        if isinstance(c, sp.And | sp.Or | sp.Not | sp.Xor):
+            return c.func(*[cond(a) for a in c.args])
+        if isinstance(c, sp.StrictGreaterThan | sp.GreaterThan | sp.StrictLessThan | sp.LessThan) and moves(
+            c
+        ):
+            return sp.StrictGreaterThan(switch("condition", c), sp.Rational(1, 2))
+        return c
+
+    def walk(e: sp.Basic) -> sp.Basic:
+        if isinstance(e, sp.Piecewise):
+            return sp.Piecewise(*[(walk(v), cond(c)) for v, c in e.args])
+        if isinstance(e, sp.floor) and moves(e):
+            return switch("floor", e.args[0])
+        if isinstance(e, sp.ceiling) and moves(e):
+            return switch("ceiling", e.args[0])
+        if not e.args or isinstance(e, sp.Symbol):
+            return e
+        new = [walk(a) for a in e.args]
+        return e.func(*new) if any(n is not o for n, o in zip(new, e.args, strict=True)) else e
+
+    return [walk(e) for e in exprs], switches, symbols
+
+
+def condition_atoms(condition: sp.Basic, moving: set[sp.Symbol]) -> list[sp.Basic]:
+    """The inequalities of a boolean expression that involve time or a state.
+
+    The solver watches each of them (a sign change of its root function inside a step),
+    so that a trigger true only briefly, such as ``S > 0.18 && S < 0.19`` crossed within
+    one step, is not stepped over (SBML Test Suite case 1511).
+    """
+    out: list[sp.Basic] = []
+
+    def visit(c: sp.Basic) -> None:
+        if isinstance(c, sp.StrictGreaterThan | sp.GreaterThan | sp.StrictLessThan | sp.LessThan):
+            if c.free_symbols & moving and c not in out:
+                out.append(c)
+        elif isinstance(c, sp.And | sp.Or | sp.Not | sp.Xor):
+            for a in c.args:
+                visit(a)
+
+    visit(condition)
+    return out

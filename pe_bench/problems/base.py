@@ -139,6 +139,11 @@ class Problem:
         return to_scale(vals, self.x_scale)
 
     @property
-    def has_data(self) -> bool:
-        """Whether there are measurements (an SBML-only problem has none)."""
+    def has_outputs(self) -> bool:
+        """Whether there are observables to compute (measurement rows, measured or not)."""
         return len(self.meas_y) > 0
+
+    @property
+    def has_data(self) -> bool:
+        """Whether there are measured values to fit (an SBML-only problem has none)."""
+        return len(self.meas_y) > 0 and bool(np.all(np.isfinite(self.meas_y)))

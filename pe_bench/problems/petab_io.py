@@ -180,17 +180,13 @@ def _resolve_formula(
         raise ProblemSpecError(f"{where}: cannot parse '{text}': {exc}") from exc
     if isinstance(expr, bool | int | float):
         expr = sp.Float(expr)
-    states = set(model.state_ids)
-    params = set(model.parameter_ids)
     subs = {}
     for s in expr.free_symbols:
         n = s.name
         if n in placeholders:
             subs[s] = placeholders[n]
-        elif n in states or n in params:
-            subs[s] = model.symbol(n)
-        elif n in model.derived:
-            subs[s] = model.derived[n]
+        elif n in model.expressions:
+            subs[s] = model.expressions[n]
         elif n in q_syms:
             subs[s] = q_syms[n]
         elif n in ("time", "t"):
@@ -331,6 +327,11 @@ def build_problem(
             if col in p_pos:
                 cond_p_index[c, p_pos[col]] = idx
                 cond_p_const[c, p_pos[col]] = const
+            elif col in model.amount_states:
+                raise UnsupportedFeatureError(
+                    f"not supported yet: {cfile} sets species '{col}', whose compartment changes size "
+                    f"(simulated as an amount), in {model.source}"
+                )
             else:
                 cond_x_mask[c, x_pos[col]] = True
                 cond_x_index[c, x_pos[col]] = idx
