@@ -7,10 +7,14 @@ STAMP  := $(VENV)/.installed
 BENCH_OUT   ?= results/bench/full
 BENCH_FLAGS ?= --workers 2
 CI_OUT      ?= results/bench/ci
+# The SBML Test Suite's semantic cases (read from ../shared, never copied).
+SBML_SUITE  ?= ../shared/sbml-test-suite/semantic
+SUITE_FLAGS ?= --workers 2
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test test-fast lint format bench-objective reference-llh \
-        bench bench-ci baseline plots scoreboard peers
+        bench bench-ci baseline plots scoreboard peers \
+        sbml-suite bench-large bench-linsolve coverage
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -64,6 +68,18 @@ plots: $(STAMP) ## waterfall + convergence plots of the last `make bench`, one P
 
 scoreboard: $(STAMP) ## regenerate the README scoreboard section from $(BENCH_OUT)
 	$(BIN)/python benchmarks/scoreboard.py --results $(BENCH_OUT) --suite benchmarks/full.toml --readme README.md
+
+coverage: $(STAMP) ## load every problem (shared, built-in, BioPreDyn), nominal llh vs references: the README coverage table
+	$(BIN)/python benchmarks/coverage.py --readme README.md
+
+sbml-suite: $(STAMP) ## all 1821 SBML Test Suite semantic cases into results/sbml-suite.csv (summary by status and tag; ~40 min on 2 cores)
+	$(BIN)/pebench sbml-suite $(SBML_SUITE) --out results/sbml-suite.csv $(SUITE_FLAGS)
+
+bench-large: $(STAMP) ## synthetic 100-500-species networks: load / codegen / compile / per-call seconds and llh vs the exact one
+	$(BIN)/python benchmarks/bench_large.py
+
+bench-linsolve: $(STAMP) ## Rodas5's linear algebra by size (unrolled inverse, LU, banded LU): the crossover table
+	$(BIN)/python benchmarks/bench_linsolve.py
 
 PEERS_STAMP := $(VENV)/.peers-installed
 $(PEERS_STAMP): $(STAMP)

@@ -9,10 +9,13 @@ A suite is a TOML file (see ``benchmarks/ci.toml``)::
     max_seconds = 30       # seconds per start (optional)
     threshold = 0.1        # convergence threshold (nllh above the best known value)
     chunk = 5              # starts per task for methods whose starts are independent
+    priors = false         # add the parameter tables' objective priors (per problem too)
 
     [[problems]]
     source = "../../shared/benchmark-models/Boehm_JProteomeRes2014"  # relative to this file
     best_known = 138.22199693517703    # optional; per-problem threshold also allowed
+    starts = 30                        # optional: this problem's budget, for every method
+    max_evals = 1000                   #   (overrides the suite's and the methods' values)
 
     [[methods]]
     name = "multistart"
@@ -26,6 +29,7 @@ Workers keep one compiled objective per problem and reuse it for every task.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
@@ -55,10 +59,11 @@ _SUITE_KEYS = {
     "max_seconds",
     "threshold",
     "chunk",
+    "priors",
     "problems",
     "methods",
 }
-_PROBLEM_KEYS = {"source", "best_known", "threshold"}
+_PROBLEM_KEYS = {"source", "best_known", "threshold", "priors", "starts", "max_evals", "max_seconds"}
 _METHOD_KEYS = {"name", "options", "starts", "max_evals", "max_seconds"}
 
 
@@ -70,6 +75,9 @@ class ProblemEntry:
     name: str
     best_known: float | None = None
     threshold: float = THRESHOLD
+    priors: bool = False
+    #: Budget overrides for this problem (every method): ((field of Budget, value), ...).
+    budget: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -174,6 +182,9 @@ def load_suite(path: Path) -> Suite:
     default_secs = data.get("max_seconds")
     threshold = _number(data.get("threshold", THRESHOLD), f"{path}: threshold", float, 0)
     chunk = _number(data.get("chunk", 5), f"{path}: chunk", int, 1)
+    priors = data.get("priors", False)
+    if not isinstance(priors, bool):
+        raise ProblemSpecError(f"{path}: 'priors' must be true or false")
 
     problems, names = [], set()
     for where, entry in _entries(data, "problems", path, _PROBLEM_KEYS):
@@ -190,12 +201,17 @@ def load_suite(path: Path) -> Suite:
             raise ProblemSpecError(f"{where}: problem '{problem.name}' listed twice")
         names.add(problem.name)
         best = entry.get("best_known")
+        use_priors = entry.get("priors", priors)
+        if not isinstance(use_priors, bool):
+            raise ProblemSpecError(f"{where}.priors: must be true or false")
         problems.append(
             ProblemEntry(
                 source=source,
                 name=problem.name,
                 best_known=None if best is None else _number(best, f"{where}.best_known"),
                 threshold=_number(entry.get("threshold", threshold), f"{where}.threshold", float, 0),
+                priors=use_priors,
+                budget=_problem_budget(entry, where),
             )
         )
 
@@ -235,6 +251,25 @@ def load_suite(path: Path) -> Suite:
     )
 
 
+def _problem_budget(entry: dict, where: str) -> tuple[tuple[str, float], ...]:
+    out = []
+    for key, field_name, kind, low in (
+        ("starts", "n_starts", int, 1),
+        ("max_evals", "max_evals", int, 1),
+        ("max_seconds", "max_seconds", float, 0),
+    ):
+        if key in entry:
+            out.append((field_name, _number(entry[key], f"{where}.{key}", kind, low)))
+    return tuple(out)
+
+
+def method_for(problem: ProblemEntry, method: MethodEntry) -> MethodEntry:
+    """The method entry with the problem's budget overrides applied."""
+    if not problem.budget:
+        return method
+    return dataclasses.replace(method, budget=dataclasses.replace(method.budget, **dict(problem.budget)))
+
+
 @dataclass(frozen=True)
 class Task:
     """A unit of work: some starts of one (problem, method, seed) run."""
@@ -268,7 +303,7 @@ def plan(suite: Suite, out: Path, resume: bool) -> list[Task]:
     """
     tasks = []
     for problem in suite.problems:
-        for method in suite.methods:
+        for method in (method_for(problem, m) for m in suite.methods):
             for seed in suite.seeds:
                 starts_path, _ = run_paths(out, problem.name, method.name, seed)
                 done: set[int] = set()
@@ -292,18 +327,18 @@ def _problem(source: str):
 
 
 @functools.cache
-def _objective(source: str, options: SolverOptions):
+def _objective(source: str, options: SolverOptions, priors: bool = False):
     """One compiled objective per problem and process, reused by every task and method."""
     from .objective import Objective
 
     problem = _problem(source)
-    return problem, Objective(problem, options)
+    return problem, Objective(problem, options, priors=priors)
 
 
 def iter_task(task: Task, options: SolverOptions | None = None) -> Iterator[tuple[StartResult, dict | None]]:
     """Run a task here, yielding (result, extra metadata) as each start finishes."""
     configure_jax()
-    problem, objective = _objective(task.problem.source, options or SolverOptions())
+    problem, objective = _objective(task.problem.source, options or SolverOptions(), task.problem.priors)
     method = make_method(task.method.name, dict(task.method.options))
     lower, upper = problem.bounds
     skip = frozenset(range(task.method.budget.n_starts)) - set(task.starts)
@@ -343,7 +378,7 @@ class _Writers:
         if key not in self.writers:
             problem = _problem(task.problem.source)
             method = make_method(task.method.name, dict(task.method.options))
-            meta = run_metadata(problem, method, task.method.budget, self.options)
+            meta = run_metadata(problem, method, task.method.budget, self.options, priors=task.problem.priors)
             meta["suite"] = {"name": self.suite.name, "file": str(self.suite.path)}
             self.writers[key] = RunWriter(self.out, *key, meta, resume=True)
         self.writers[key].add(res, extra)

@@ -26,6 +26,10 @@ _state = {"debug": False}
 Problem_ = Annotated[
     str, typer.Argument(help="built-in name, PEtab YAML or folder, SBML file, or fetched BioModels id")
 ]
+Priors_ = Annotated[
+    bool,
+    typer.Option("--priors", help="add the parameter table's objective priors (negative log-posterior)"),
+]
 Params = Annotated[
     str, typer.Option("--params", help="nominal | true | FILE.tsv (parameterId, value on linear scale)")
 ]
@@ -50,22 +54,28 @@ def _user_errors(fn):
 @app.callback()
 def main(
     debug: Annotated[bool, typer.Option("--debug", help="show tracebacks for user errors")] = False,
+    device: Annotated[
+        str | None, typer.Option("--device", help="cpu | gpu (default: what JAX finds; recorded in results)")
+    ] = None,
 ) -> None:
     """Benchmark parameter-estimation strategies on kinetic models."""
     from .runtime import configure_jax
 
-    configure_jax()
     _state["debug"] = debug
+    _user_errors(configure_jax)(device)
 
 
 @app.command("list")
 @_user_errors
 def list_() -> None:
     """List the built-in problems."""
+    from .problems.biopredyn import BUILTIN
     from .problems.registry import builtin_names
 
     for name in builtin_names():
         console.print(name)
+    for name, which in BUILTIN.items():
+        console.print(f"{name}  (BioPreDyn-Bench {which}, imported from ../shared/biopredyn on first use)")
 
 
 @app.command()
@@ -92,22 +102,29 @@ def evaluate(
     params: Params = "nominal",
     grad: Annotated[bool, typer.Option("--grad", help="also compute the gradient")] = False,
     json_: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    priors: Priors_ = False,
 ) -> None:
     """Evaluate the negative log-likelihood (and gradient) at one parameter vector."""
     from .report import evaluate_source
 
-    result = evaluate_source(problem, params, grad=grad)
+    result = evaluate_source(problem, params, grad=grad, priors=priors)
     if json_:
         print(json.dumps(result))
         return
     console.print(
         f"{result['problem']}: llh = {result['llh']:.6f}  nllh = {result['nllh']:.6f}  "
-        f"status = {result['status']}  ({result['wall_time_s'] * 1e3:.1f} ms, "
+        + (
+            f"negative log-prior = {result['negative_log_prior']:.6f}  "
+            f"objective = {result['objective']:.6f}  "
+            if result["priors"]
+            else ""
+        )
+        + f"status = {result['status']}  ({result['wall_time_s'] * 1e3:.1f} ms, "
         f"compile {result['compile_time_s']:.1f} s{', stored objective' if result['cached'] else ''})"
     )
     if result["grad"] is not None:
         for pid, g in zip(result["parameter_ids"], result["grad"], strict=True):
-            console.print(f"  d nllh / d {pid} = {g:.6g}")
+            console.print(f"  d {'objective' if result['priors'] else 'nllh'} / d {pid} = {g:.6g}")
 
 
 @app.command()
@@ -124,6 +141,23 @@ def simulate(
     pb = resolve(problem)
     path = write_table(simulation_table(pb, parameters_from_spec(pb, params)), out)
     console.print(f"wrote {path}")
+
+
+@app.command("import")
+@_user_errors
+def import_(
+    kind: Annotated[str, typer.Argument(help="the source format: biopredyn")],
+    which: Annotated[str, typer.Argument(help="the problem: B2 or B4")],
+    from_: Annotated[Path, typer.Option("--from", help="folder of the raw files (holding B2/, B4/)")],
+    out: Annotated[Path, typer.Option("--out", help="new or empty folder for the PEtab problem")],
+) -> None:
+    """Write a BioPreDyn-Bench problem (raw SBML + AMIGO2 files) as a PEtab v1 problem."""
+    from .errors import ProblemSpecError
+    from .problems.biopredyn import write_petab
+
+    if kind != "biopredyn":
+        raise ProblemSpecError(f"unknown import format '{kind}' (supported: biopredyn)")
+    console.print(f"wrote {write_petab(from_, which, out)}")
 
 
 @app.command()
@@ -159,6 +193,7 @@ def run(
         list[str] | None, typer.Option("--option", "-o", help="method option key=value")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
+    priors: Priors_ = False,
 ) -> None:
     """Run one estimation method; one Parquet row per start, written as starts finish."""
     from .methods import Budget
@@ -183,6 +218,7 @@ def run(
             resume=resume,
             on_start_done=bar.on_start_done,
             on_eval=bar.on_eval,
+            priors=priors,
         )
     console.print(f"wrote {path}")
     console.print(best_table(*load_results(path.parent)).to_string(index=False))

@@ -30,6 +30,7 @@ from .simulate import (
     Simulator,
     SolverOptions,
     model_functions,
+    unscale,
 )
 
 
@@ -81,20 +82,28 @@ class Objective:
       as ``options.sensitivity`` says; ``"auto"`` is decided here from the parameter count)
     * ``batch(X) -> (nllh[n], status[n])`` (vmap over parameter vectors; the rows are
       split into ``batch_threads`` equal chunks run on that many threads at once, 0 =
-      one per core: XLA runs one vmapped solve on one core)
+      one per core on CPU, where XLA runs one vmapped solve on one core, and one on an
+      accelerator; each chunk in vmapped calls of at most ``batch_lanes`` vectors, 0 =
+      no limit)
 
     A failed integration or a non-finite likelihood gives ``nllh = +inf`` and a non-zero
     status (see ``simulate.STATUS_NAMES``); nothing raises inside a batch.
+
+    With ``priors=True`` the objective is the negative log-posterior: the nllh plus the
+    parameter table's negative log-priors (:mod:`pe_bench.priors`); off by default so
+    that values stay comparable with published likelihoods.
     """
 
     problem: Problem
     options: SolverOptions = field(default_factory=SolverOptions)
     batch_threads: int = 0
+    priors: bool = False
+    batch_lanes: int = 0
 
     def __post_init__(self):
         if not self.problem.has_data:
             raise ValueError("problem has no measurements; it can be simulated, not fitted")
-        self.options = self.options.resolved(len(self.problem.x_ids), bool(self.problem.model.events))
+        self.options = self.options.resolved(len(self.problem.x_ids), self.problem.rodas5_only)
         self.simulator = Simulator(self.problem, model_functions(self.problem, self.options), self.options)
         pb = self.problem
         self._trans = np.array(
@@ -109,7 +118,10 @@ class Objective:
         self._value_grad_fim = jax.jit(self.value_grad_fim_fn)
         # Fisher information weight of log(sigma): 2 for normal noise, 1 for laplace.
         self._log_sigma_weight = np.where(self._dist == 1, 1.0, np.sqrt(2.0))
+        self._priors = pb.priors if self.priors else None
+        self._scale_codes = np.array([("lin", "log", "log10").index(s) for s in pb.x_scale], dtype=np.int32)
         self._batch = jax.jit(jax.vmap(self._nllh_status))
+        self._batch_steps = jax.jit(jax.vmap(self._nllh_status_steps))
         self._simulate = jax.jit(self.simulator)
 
     @property
@@ -121,15 +133,27 @@ class Objective:
         value, status, _ = self._nllh_status_features(x)
         return value, status
 
-    def _nllh_status_features(self, x):
+    def _nllh_status_steps(self, x):
+        value, status, _, steps = self._nllh_status_features(x, with_steps=True)
+        return value, status, steps
+
+    def _nllh_status_features(self, x, with_steps: bool = False):
         sim = self.simulator(x)
         value = negative_log_likelihood(
             jnp.asarray(self.problem.meas_y), sim["y"], sim["sigma"], self._trans, self._dist
         )
+        features = self._fim_features(sim)
+        if self._priors is not None:
+            theta = unscale(x, self._scale_codes)
+            value = value + self._priors.negative_log_prior(x, theta)
+            features = jnp.concatenate([features, self._priors.fim_features(x, theta)])
         status = jnp.where(
             ~sim["ok"], STATUS_INTEGRATION_FAILED, jnp.where(jnp.isfinite(value), STATUS_OK, STATUS_NONFINITE)
         )
-        return jnp.where(status == STATUS_OK, value, jnp.inf), status, self._fim_features(sim)
+        value = jnp.where(status == STATUS_OK, value, jnp.inf)
+        if with_steps:
+            return value, status, features, sim["n_steps"]
+        return value, status, features
 
     def _fim_features(self, sim):
         """Measurement features whose Jacobian J gives the Fisher information J^T J.
@@ -215,25 +239,50 @@ class Objective:
         v, g, s = self._value_and_grad(jnp.asarray(x, dtype=jnp.float64))
         return float(v), np.asarray(g), int(s)
 
-    def batch(self, xs) -> tuple[np.ndarray, np.ndarray]:
-        """Nllh and status for each row of ``xs`` (n, n_par).
+    def _chunks(self, n: int) -> tuple[int, int]:
+        """(parallel chunks, vectors per vmapped call) for a batch of ``n`` vectors."""
+        if self.batch_threads:
+            k = self.batch_threads
+        elif jax.default_backend() == "cpu":
+            k = os.cpu_count() or 1  # XLA runs one vmapped solve on one core
+        else:
+            k = 1  # an accelerator runs the whole batch at once
+        k = max(1, min(k, n))
+        per_chunk = -(-n // k)
+        lanes = min(per_chunk, self.batch_lanes) if self.batch_lanes else per_chunk
+        return k, lanes
 
-        One compiled, vmapped function, called on ``batch_threads`` equal chunks at once
-        (the last padded with copies of the first row: one compilation serves them all).
+    def batch(self, xs, steps: bool = False):
+        """Nllh and status (and with ``steps`` the solver steps) for each row of ``xs`` (n, n_par).
+
+        The rows are split into one chunk per core on CPU (run on threads at once: XLA
+        runs one vmapped solve on one core) or one chunk on an accelerator, and each
+        chunk into vmapped calls of at most ``batch_lanes`` vectors, all padded to one
+        size with copies of the first row (one compilation serves them all). Bounding the
+        lanes bounds what the lockstep of a vmapped adaptive solve costs: a call takes
+        as many steps as its slowest lane.
         """
         xs = np.asarray(xs, dtype=np.float64)
         n = xs.shape[0]
-        k = max(1, min(self.batch_threads or os.cpu_count() or 1, n))
+        k, lanes = self._chunks(n)
+        fn = self._batch_steps if steps else self._batch
+        calls = -(-n // lanes)
+        padded = np.concatenate([xs, np.repeat(xs[:1], calls * lanes - n, axis=0)])
+        pieces = [jnp.asarray(padded[i * lanes : (i + 1) * lanes]) for i in range(calls)]
         if k == 1:
-            v, s = self._batch(jnp.asarray(xs))
-            return np.asarray(v), np.asarray(s)
-        size = -(-n // k)
-        padded = np.concatenate([xs, np.repeat(xs[:1], size * k - n, axis=0)])
-        chunks = [jnp.asarray(padded[i * size : (i + 1) * size]) for i in range(k)]
-        parts = list(_executor(k).map(lambda c: jax.block_until_ready(self._batch(c)), chunks))
-        v = np.concatenate([np.asarray(p[0]) for p in parts])[:n]
-        s = np.concatenate([np.asarray(p[1]) for p in parts])[:n]
-        return v, s
+            parts = [jax.block_until_ready(fn(c)) for c in pieces]
+        else:
+            groups = [pieces[i::k] for i in range(k)]
+
+            def run(group):
+                return [jax.block_until_ready(fn(c)) for c in group]
+
+            done = list(_executor(k).map(run, groups))
+            parts = [None] * calls
+            for i, group in enumerate(done):
+                parts[i::k] = group
+        outs = tuple(np.concatenate([np.asarray(p[j]) for p in parts])[:n] for j in range(len(parts[0])))
+        return outs
 
     def simulate(self, x) -> dict:
         """States at the output times, observables and sigmas at the measurements (numpy)."""

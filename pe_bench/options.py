@@ -59,8 +59,8 @@ class SolverOptions:
             "lu" (dense LU), "banded" (banded LU after reverse Cuthill-McKee renumbering)
             or "auto": by size and sparsity (``pe_bench.solvers.linalg.choose``).
         event_tol: event times are located to ``event_tol * max(1, |t|)``.
-        event_queue_size: how many delayed event executions may be pending at once (more
-            is a failed integration).
+        event_queue_size: how many event executions may be pending at once (at least
+            twice the number of events; more is a failed integration).
     """
 
     rtol: float = 1e-10
@@ -93,15 +93,16 @@ class SolverOptions:
                 "solver rodas5 supports forward sensitivities only; use kvaerno5 for reverse mode"
             )
 
-    def resolved(self, n_par: int, has_events: bool = False) -> SolverOptions:
+    def resolved(self, n_par: int, rodas5_only: bool = False) -> SolverOptions:
         """These options with "auto" sensitivity and solver decided for ``n_par`` parameters.
 
-        Models with events stay on Rodas5 (forward mode): the event machinery lives in
+        Models with events and problems with steady-state measurements
+        (``rodas5_only``) stay on Rodas5 (forward mode): that machinery lives in
         pe_bench's own integration loop.
         """
         mode = self.sensitivity
         if mode == "auto":
-            reverse = n_par > FORWARD_MAX_PAR and self.solver != "rodas5" and not has_events
+            reverse = n_par > FORWARD_MAX_PAR and self.solver != "rodas5" and not rodas5_only
             mode = "reverse" if reverse else "forward"
         solver = self.solver
         if solver == "auto":

@@ -91,10 +91,12 @@ def _run(problem, fn, x, grad: bool) -> dict:
         "status": STATUS_NAMES[int(status)],
         "wall_time_s": wall,
         "compile_time_s": compile_s,
+        "priors": False,
+        "negative_log_prior": None,
     }
 
 
-def evaluate_source(source: str, spec: str = "nominal", grad: bool = False) -> dict:
+def evaluate_source(source: str, spec: str = "nominal", grad: bool = False, priors: bool = False) -> dict:
     """Evaluate the objective once at ``spec`` for a problem named as on the command line.
 
     Compile time is measured apart from the evaluation (see :func:`_run` for the dict).
@@ -104,6 +106,10 @@ def evaluate_source(source: str, spec: str = "nominal", grad: bool = False) -> d
     and library versions load the stored objective instead, without loading the problem
     or tracing it again. ``result["cached"]`` says which happened.
 
+    With ``priors`` (and a parameter table that has them) the objective is the negative
+    log-posterior: ``result["nllh"]`` and ``"llh"`` stay the likelihood's, ``"objective"``
+    and ``"grad"`` are the posterior's, ``"negative_log_prior"`` the difference.
+
     Raises:
         PeBenchError: as :func:`~pe_bench.problems.registry.resolve` and
             :func:`parameters_from_spec`; a problem without measurements.
@@ -111,14 +117,15 @@ def evaluate_source(source: str, spec: str = "nominal", grad: bool = False) -> d
     from . import aot
 
     options = SolverOptions()
-    key = aot.cache_key(source, options, "value_and_grad" if grad else "value")
+    # With priors the problem itself is needed (the stored objective holds no prior table).
+    key = None if priors else aot.cache_key(source, options, "value_and_grad" if grad else "value")
     hit = aot.load(key)
     if hit is not None:
         import jax
 
         header, exported = hit
         result = _run(header, jax.jit(exported.call), parameters_from_spec(header, spec), grad)
-        return result | {"cached": True}
+        return result | {"cached": True, "objective": result["nllh"]}
     from .objective import Objective
     from .problems.registry import resolve
 
@@ -126,7 +133,8 @@ def evaluate_source(source: str, spec: str = "nominal", grad: bool = False) -> d
     if not problem.has_data:
         raise PeBenchError(f"problem '{source}' has no measurements: use 'pebench simulate'")
     x = parameters_from_spec(problem, spec)
-    objective = Objective(problem, options)
+    with_priors = priors and problem.priors is not None
+    objective = Objective(problem, options, priors=with_priors)
     fn = objective._value_and_grad if grad else objective._value
     # Run the exported form itself, so that the XLA executable the persistent compilation
     # cache keeps is the one a later process will ask for.
@@ -137,7 +145,17 @@ def evaluate_source(source: str, spec: str = "nominal", grad: bool = False) -> d
         fn = jax.jit(exported.call)
     result = _run(problem, fn, x, grad)
     aot.store(key, problem, exported)
-    return result | {"cached": False}
+    result |= {"cached": False, "objective": result["nllh"]}
+    if with_priors:
+        import jax.numpy as jnp
+
+        from .simulate import unscale
+
+        xj = jnp.asarray(x, dtype=jnp.float64)
+        nlp = float(problem.priors.negative_log_prior(xj, unscale(xj, objective._scale_codes)))
+        result |= {"priors": True, "negative_log_prior": nlp, "nllh": result["nllh"] - nlp}
+        result["llh"] = -result["nllh"]
+    return result
 
 
 def simulation_table(problem: Problem, x: np.ndarray, options: SolverOptions | None = None) -> pd.DataFrame:
@@ -182,6 +200,11 @@ def simulation_table(problem: Problem, x: np.ndarray, options: SolverOptions | N
     states = np.asarray(out["states"])
     for s in range(len(sim_ids)):
         ts, n_t = problem.sim_ts[s], len(np.unique(problem.sim_ts[s]))
+        rows = np.arange(n_t)
+        if problem.sim_steady is not None and problem.sim_steady[s]:
+            # The steady state (time = inf) sits in the slot after the padded times.
+            ts, rows = np.append(ts[:n_t], np.inf), np.append(rows, problem.sim_ts.shape[1])
+            n_t += 1
         for j, sid in enumerate(problem.model.state_ids):
             frames.append(
                 pd.DataFrame(
@@ -191,7 +214,7 @@ def simulation_table(problem: Problem, x: np.ndarray, options: SolverOptions | N
                         "preequilibrationConditionId": pre_ids[s],
                         "simulationConditionId": sim_ids[s],
                         "time": ts[:n_t],
-                        "simulation": states[s, :n_t, j],
+                        "simulation": states[s, rows, j],
                         "measurement": np.nan,
                         "sigma": np.nan,
                     }
@@ -244,9 +267,21 @@ def summary(problem: Problem) -> dict:
         "conditions": len(problem.condition_ids),
         "simulations": len(problem.sim_cond),
         "preequilibration": bool((problem.sim_preeq >= 0).any()),
+        "steady_state_measurements": int(np.isinf(problem.meas_t).sum()),
+        "priors": problem.priors.n if problem.priors is not None else 0,
+        "events": len(m.events),
+        "discontinuities": _n_switches(m),
         "observables": len(problem.observables),
         "measurements": len(problem.meas_y),
         "noise_models": noise,
         "true_parameters": problem.true_parameters is not None,
-        "unsupported": problem.notes,
+        "notes": problem.notes,
     }
+
+
+def _n_switches(model) -> int:
+    """Discontinuities of the right-hand side the solver locates (piecewise, floor, ...)."""
+    from .model.codegen import extract_switches
+    from .model.mathml import TIME
+
+    return len(extract_switches(model.rhs, {TIME, *model.state_symbols})[1])

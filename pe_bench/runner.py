@@ -16,6 +16,7 @@ from .methods import REGISTRY, Budget, Callbacks, Method, StartResult
 from .objective import Objective
 from .problems.base import Problem
 from .results import RunWriter
+from .runtime import device_info
 from .simulate import SolverOptions
 
 
@@ -91,10 +92,23 @@ def _versions() -> dict[str, str]:
 
 
 def run_metadata(
-    problem: Problem, method: Method, budget: Budget, options: SolverOptions, target: float | None = None
+    problem: Problem,
+    method: Method,
+    budget: Budget,
+    options: SolverOptions,
+    target: float | None = None,
+    priors: bool = False,
 ) -> dict:
-    """Provenance stored in every result file: command, versions, solver, options, budget."""
+    """Provenance stored in every result file: command, versions, solver, options, budget.
+
+    ``objective`` says what the nllh column holds: the negative log-likelihood, or with
+    ``priors`` the negative log-posterior (nllh plus the parameter table's priors).
+    """
+    with_priors = priors and problem.priors is not None
     return {
+        "objective": "nllh + negative log-prior" if with_priors else "nllh",
+        "device": device_info(),
+        "priors": with_priors,
         "command": " ".join(sys.argv),
         "versions": dict(_versions()),
         "solver": options.as_dict(),
@@ -126,6 +140,7 @@ def run_method(
     on_start_done: Callable[[StartResult], None] | None = None,
     on_eval: Callable[[int, float], None] | None = None,
     objective: Objective | None = None,
+    priors: bool = False,
 ) -> Path:
     """Run ``method`` and write its results under ``out``; returns the starts file.
 
@@ -141,9 +156,9 @@ def run_method(
         raise ProblemSpecError(f"--max-evals must be >= 1, got {budget.max_evals}")
     if not problem.has_data:
         raise ProblemSpecError(f"problem '{problem.name}' has no measurements: nothing to fit")
-    objective = objective or Objective(problem, options or SolverOptions())
+    objective = objective or Objective(problem, options or SolverOptions(), priors=priors)
     lower, upper = problem.bounds
-    metadata = run_metadata(problem, method, budget, objective.options, target)
+    metadata = run_metadata(problem, method, budget, objective.options, target, priors=objective.priors)
     writer = RunWriter(out, problem.name, method.name, seed, metadata, resume)
     callbacks = Callbacks(target=target, on_eval=on_eval)
     results = method.run(objective, lower, upper, budget, seed, callbacks, skip=writer.done)

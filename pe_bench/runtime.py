@@ -4,7 +4,8 @@
 - JAX's persistent compilation cache, so that a second process working on the same
   problem loads the compiled objective from disk instead of compiling it again. The
   folder is ``$PE_BENCH_JAX_CACHE`` (default ``~/.cache/pe_bench/jax``); set the variable
-  to an empty string to switch the cache off.
+  to an empty string to switch the cache off;
+- the device (``--device cpu|gpu``, ``$PE_BENCH_DEVICE``; default: what JAX finds).
 """
 
 from __future__ import annotations
@@ -24,10 +25,36 @@ def jax_cache_dir() -> Path | None:
     return Path(raw) if raw.strip() else None
 
 
-def configure_jax() -> None:
-    """Enable float64 and the persistent compilation cache (idempotent)."""
+DEVICES = ("cpu", "gpu")
+
+
+def configure_jax(device: str | None = None) -> None:
+    """Enable float64, the persistent compilation cache and the device (idempotent).
+
+    Args:
+        device: "cpu" or "gpu" (default ``$PE_BENCH_DEVICE``, else JAX's default
+            backend: the GPU when the GPU build of JAX is installed and finds one).
+
+    Raises:
+        ProblemSpecError: an unknown device, or "gpu" where JAX finds none.
+    """
     import jax
 
+    from .errors import ProblemSpecError
+
+    device = device or os.environ.get("PE_BENCH_DEVICE") or None
+    if device is not None:
+        if device not in DEVICES:
+            raise ProblemSpecError(f"--device: unknown device '{device}' (one of {', '.join(DEVICES)})")
+        try:
+            jax.devices(device)
+        except RuntimeError:
+            raise ProblemSpecError(
+                f"--device {device}: JAX finds no {device.upper()} here (install the GPU build: "
+                "pip install -e '.[gpu]')"
+            ) from None
+        jax.config.update("jax_default_device", jax.devices(device)[0])
+        os.environ["PE_BENCH_DEVICE"] = device  # worker processes follow
     jax.config.update("jax_enable_x64", True)
     folder = jax_cache_dir()
     if folder is not None:
@@ -35,3 +62,11 @@ def configure_jax() -> None:
         jax.config.update("jax_compilation_cache_dir", str(folder))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def device_info() -> dict:
+    """The device computations run on: backend, device kind and count (for metadata)."""
+    import jax
+
+    dev = jax.config.jax_default_device or jax.devices()[0]
+    return {"backend": dev.platform, "device": dev.device_kind, "count": len(jax.devices(dev.platform))}

@@ -110,7 +110,9 @@ def event_system(model, options: SolverOptions) -> solvers.EventSystem | None:
         for kind, e in switches
     ]
     sw_root = [root_expression(e) if kind == "condition" else e for kind, e in switches]
-    switched = jax_function([TIME, args[1], args[2], sw_symbols], rhs_sw) if switches else None
+    switched = (
+        jax_function([TIME, args[1], args[2], sw_symbols], rhs_sw, vectorize=True) if switches else None
+    )
     if switched is not None and not any(e.free_symbols & set(sw_symbols) for e in rhs_sw):
         switched = None  # only triggers' inequalities: the right-hand side has no switch
     has_delay = np.array([e.delay is not None for e in events], dtype=bool)
@@ -126,7 +128,8 @@ def event_system(model, options: SolverOptions) -> solvers.EventSystem | None:
         initial_value=np.array([e.initial_value for e in events], dtype=bool),
         persistent=np.array([e.persistent for e in events], dtype=bool),
         use_trigger_values=np.array([e.use_values_from_trigger_time for e in events], dtype=bool),
-        queue_size=options.event_queue_size if events else 1,
+        # Room for every event triggering at one instant, and for delayed executions.
+        queue_size=max(options.event_queue_size, 2 * n_ev) if events else 1,
         switched_rhs=switched,
         switch_value=jax_function(args, sw_value) if switches else None,
         switch_root=jax_function(args, sw_root) if switches else None,
@@ -144,7 +147,7 @@ def model_functions(problem: Problem, options: SolverOptions | None = None) -> M
     m = problem.model
     xs = list(m.state_symbols)
     ps = [m.symbol(p) for p in m.parameter_ids]
-    rhs = jax_function([TIME, xs, ps], m.rhs)
+    rhs = jax_function([TIME, xs, ps], m.rhs, vectorize=True)
     x0 = jax_function([ps], m.x0)
     obs, noise = [], []
     for o in problem.observables:
@@ -185,17 +188,40 @@ def solve_at(fn: ModelFunctions, x_start, p, ts, options: SolverOptions):
         options: solver settings.
 
     Returns:
-        ``(ys, ok)`` with ys of shape (n_t, n_x).
+        ``(ys, ok, n_steps)`` with ys of shape (n_t, n_x).
     """
     t1 = jnp.maximum(ts[-1], 1e-12)
     if options.solver == "rodas5":
         sol = solvers.integrate(fn.rhs, x_start, p, ts, t1, **_rodas5_kwargs(fn, options))
-        return sol.ys, sol.ok
+        return sol.ys, sol.ok, sol.n_steps
     return kvaerno5.solve_at(fn.rhs, x_start, p, ts, t1, options)
 
 
+def solve_to_steady_state(fn: ModelFunctions, x_start, p, ts, options: SolverOptions):
+    """Integrate through the output times ``ts`` and on until ``dx/dt`` vanishes.
+
+    For steady-state measurements (PEtab ``time = inf``): the same criterion as
+    pre-equilibration, at the simulation's tolerances. Returns ``(ys, x_ss, ok, n_steps)``.
+    """
+    if options.solver != "rodas5":
+        raise UnsupportedFeatureError(
+            "not supported yet: steady-state measurements (time = inf) with solver kvaerno5 "
+            "(use the default rodas5 with forward sensitivities)"
+        )
+    sol = solvers.integrate(
+        fn.rhs,
+        x_start,
+        p,
+        ts,
+        jnp.inf,
+        steady_state=(options.steady_state_rtol, options.steady_state_atol),
+        **_rodas5_kwargs(fn, options),
+    )
+    return sol.ys, sol.x, sol.ok, sol.n_steps
+
+
 def steady_state(fn: ModelFunctions, x_start, p, options: SolverOptions):
-    """Simulate until ``dx/dt`` vanishes (pre-equilibration); returns ``(x_ss, ok)``."""
+    """Simulate until ``dx/dt`` vanishes (pre-equilibration); returns ``(x_ss, ok, n_steps)``."""
     if options.solver == "rodas5":
         kwargs = _rodas5_kwargs(fn, options) | {
             "rtol": options.preequilibration_rtol,
@@ -210,7 +236,7 @@ def steady_state(fn: ModelFunctions, x_start, p, options: SolverOptions):
             steady_state=(options.steady_state_rtol, options.steady_state_atol),
             **kwargs,
         )
-        return sol.x, sol.ok
+        return sol.x, sol.ok, sol.n_steps
     return kvaerno5.steady_state(fn.rhs, x_start, p, options)
 
 
@@ -224,7 +250,8 @@ class Simulator:
     """Pure simulation of every condition and observable of a problem.
 
     Call it with ``x`` (estimated parameters on their estimation scale); it returns a
-    dict of arrays: ``states`` (n_sim, n_t, n_x), ``y`` and ``sigma`` (n_m,) and ``ok``.
+    dict of arrays: ``states`` (n_sim, n_t, n_x), ``y`` and ``sigma`` (n_m,), ``ok`` and
+    ``n_steps`` (solver steps over all simulations, pre-equilibration included).
     """
 
     problem: Problem
@@ -256,19 +283,45 @@ class Simulator:
         )
         x_start = X0[pb.sim_cond]
         ok = jnp.asarray(True)
+        n_steps = jnp.zeros((), jnp.int32)
         preeq = np.unique(pb.sim_preeq[pb.sim_preeq >= 0])
         if len(preeq):
-            xss, ok_pre = jax.vmap(lambda x0, p: steady_state(fn, x0, p, opts))(X0[preeq], P[preeq])
+            xss, ok_pre, steps_pre = jax.vmap(lambda x0, p: steady_state(fn, x0, p, opts))(
+                X0[preeq], P[preeq]
+            )
             ok = ok & jnp.all(ok_pre)
+            n_steps = n_steps + jnp.sum(steps_pre)
             slot = np.searchsorted(preeq, np.maximum(pb.sim_preeq, 0))
             use_ss = (pb.sim_preeq >= 0)[:, None] & ~pb.cond_x_mask[pb.sim_cond]
             x_start = jnp.where(use_ss, xss[slot], x_start)
         p_sim = P[pb.sim_cond]
-        states, ok_sim = jax.vmap(lambda x0, p, ts: solve_at(fn, x0, p, ts, opts))(
-            x_start, p_sim, jnp.asarray(pb.sim_ts)
-        )
-        ok = ok & jnp.all(ok_sim)
-        out = {"states": states, "ok": ok, "theta": theta, "P": P}
+        sim_ts = jnp.asarray(pb.sim_ts)
+        if pb.sim_steady is None:
+            states, ok_sim, steps = jax.vmap(lambda x0, p, ts: solve_at(fn, x0, p, ts, opts))(
+                x_start, p_sim, sim_ts
+            )
+            ok = ok & jnp.all(ok_sim)
+            n_steps = n_steps + jnp.sum(steps)
+        else:
+            # Steady-state measurements read time slot n_t: the steady state where a
+            # simulation has them, the last output's state elsewhere.
+            plain, steady = np.flatnonzero(~pb.sim_steady), np.flatnonzero(pb.sim_steady)
+            n_sim, n_t = pb.sim_ts.shape
+            states = jnp.zeros((n_sim, n_t + 1, x_start.shape[1]), x_start.dtype)
+            if len(plain):
+                ys, ok_a, steps = jax.vmap(lambda x0, p, ts: solve_at(fn, x0, p, ts, opts))(
+                    x_start[plain], p_sim[plain], sim_ts[plain]
+                )
+                states = states.at[plain, :n_t].set(ys).at[plain, n_t].set(ys[:, -1])
+                ok = ok & jnp.all(ok_a)
+                n_steps = n_steps + jnp.sum(steps)
+            ys, xss, ok_b, steps = jax.vmap(lambda x0, p, ts: solve_to_steady_state(fn, x0, p, ts, opts))(
+                x_start[steady], p_sim[steady], sim_ts[steady]
+            )
+            states = states.at[steady, :n_t].set(ys).at[steady, n_t].set(xss)
+            ok = ok & jnp.all(ok_b)
+            n_steps = n_steps + jnp.sum(steps)
+        out = {"states": states, "ok": ok, "theta": theta, "P": P, "n_steps": n_steps}
         if pb.has_outputs:
             out["y"], out["sigma"] = self.observe(states, p_sim, theta)
         return out
@@ -300,5 +353,5 @@ class Simulator:
 
 def make_simulator(problem: Problem, options: SolverOptions | None = None) -> Simulator:
     """A :class:`Simulator` with the options' "auto" choices resolved for the problem."""
-    options = (options or SolverOptions()).resolved(len(problem.x_ids), bool(problem.model.events))
+    options = (options or SolverOptions()).resolved(len(problem.x_ids), problem.rodas5_only)
     return Simulator(problem, model_functions(problem, options), options)

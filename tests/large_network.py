@@ -74,7 +74,7 @@ def write_problem(folder: Path, n: int, links: int = 0, seed: int = 0) -> Path:
     for pid, value in PARAMETERS.items():
         sb.parameter(m, pid, value)
     for r, (src, dst, par, factor) in enumerate(reactions(n, links, seed)):
-        law = f"{factor!r} * {par}" + (f" * S{src}" if src is not None else "")
+        law = f"{float(factor)!r} * {par}" + (f" * S{src}" if src is not None else "")
         sb.reaction(
             m, f"R{r}", [f"S{src}"] if src is not None else [], [f"S{dst}"] if dst is not None else [], law
         )

@@ -288,3 +288,24 @@ def test_local_cluster_matches_in_process_and_survives_a_killed_worker(tmp_path)
     assert len(b) == 8
     np.testing.assert_array_equal(a["nllh_final"], b["nllh_final"])
     np.testing.assert_array_equal(a["n_fevals"], b["n_fevals"])
+
+
+def test_per_problem_budget_overrides_every_method(tmp_path):
+    path = write_suite(
+        tmp_path,
+        SMALL.replace(
+            'source = "cortisol"',
+            'source = "cortisol"\n    starts = 2\n    max_evals = 30\n    priors = true',
+        ),
+    )
+    suite = load_suite(path)
+    assert suite.problems[0].priors is True
+    tasks = plan(suite, tmp_path / "out", resume=False)
+    budgets = {(t.method.name, t.method.budget.n_starts, t.method.budget.max_evals) for t in tasks}
+    assert budgets == {("multistart", 2, 30), ("pso", 2, 30)}
+    assert sorted(s for t in tasks if t.method.name == "multistart" for s in t.starts) == [0, 1]
+    bad = write_suite(
+        tmp_path, SMALL.replace('source = "cortisol"', 'source = "cortisol"\n    starts = 0'), "bad.toml"
+    )
+    result = runner.invoke(app, ["bench", str(bad), "--out", str(tmp_path / "o2")])
+    assert result.exit_code == 2 and "starts" in result.stderr

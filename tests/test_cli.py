@@ -239,3 +239,21 @@ def test_run_output_path_is_a_file(tmp_path):
     assert_user_error(
         run("run", "cortisol", "--method", "multistart", "--out", file, "--quiet"), "file.txt", "not a folder"
     )
+
+
+def test_folder_with_several_yaml_files(tmp_path):
+    # A folder named like one of its YAML files loads that one; otherwise the error lists them.
+    folder = tmp_path / "cortisol"
+    shutil.copytree(BUILTIN, folder)
+    shutil.copy(folder / "cortisol.yaml", folder / "variant.yaml")
+    result = run("info", folder, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["source"] == str(folder / "cortisol.yaml")
+    other = tmp_path / "other"
+    folder.rename(other)
+    assert_user_error(
+        run("info", other), str(other), "2 YAML files", "cortisol.yaml, variant.yaml", "other.yaml"
+    )
+    for f in other.glob("*.yaml"):
+        f.unlink()
+    assert_user_error(run("info", other), "no PEtab YAML")

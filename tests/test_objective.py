@@ -79,3 +79,20 @@ def test_new_parameter_values_do_not_recompile(cortisol):
     compiled = cortisol._batch._cache_size()
     cortisol.batch(np.stack([x, x - 0.1]))
     assert cortisol._batch._cache_size() == compiled  # same batch shape: no new compilation
+
+
+def test_bounded_lanes_and_steps_equal_one_call(cortisol):
+    from pe_bench.objective import Objective
+
+    rng = np.random.default_rng(2)
+    lo, hi = cortisol.problem.bounds
+    xs = np.clip(cortisol.problem.x_true + rng.normal(0, 0.3, (11, cortisol.n_par)), lo, hi)
+    values, status, steps = cortisol.batch(xs, steps=True)
+    bounded = Objective(cortisol.problem, batch_lanes=3, batch_threads=2)
+    assert bounded._chunks(11) == (2, 3)
+    v2, s2, steps2 = bounded.batch(xs, steps=True)
+    np.testing.assert_allclose(v2, values, rtol=1e-12)
+    np.testing.assert_array_equal(s2, status)
+    np.testing.assert_array_equal(steps2, steps)
+    assert steps.dtype.kind == "i" and (steps > 10).all()
+    assert len(set(steps.tolist())) > 1  # different vectors, different step counts

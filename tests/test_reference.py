@@ -83,6 +83,51 @@ def test_problem_with_events_matches_its_simulated_data():
     assert status == 0 and np.isfinite(value) and np.all(np.isfinite(grad))
 
 
+#: petab's llh of Blasi_CellSystems2016's simulatedData table (measured with the petab
+#: library from the collection's files; the issue that asked for steady states quotes it).
+BLASI_SIMULATED_LLH = 642.8268936157374
+
+
+def test_steady_state_measurements_match_simulated_data():
+    # Blasi_CellSystems2016 measures every observable at time = inf: the steady state of
+    # its one condition. The collection's simulatedData table holds one value per
+    # observable (more rows than the measurement table); put on the measurement rows by
+    # observable, petab's own likelihood code scores it; pe_bench's llh must match.
+    import petab.v1 as petab
+
+    problem_id = "Blasi_CellSystems2016"
+    pb = load_petab(yaml_of(problem_id))
+    assert pb.sim_steady is not None and pb.sim_steady.all() and np.isinf(pb.meas_t).all()
+    objective = Objective(pb)
+    nllh, status = objective.value(pb.x_nominal)
+    assert status == 0
+    problem = petab.Problem.from_yaml(str(yaml_of(problem_id)))
+    table = pd.read_csv(SHARED / problem_id / f"simulatedData_{problem_id}.tsv", sep="\t")
+    sim_df = problem.measurement_df.rename(columns={"measurement": "simulation"})
+    assert (table.groupby("observableId")["simulation"].nunique() == 1).all()
+    per_observable = table.groupby("observableId")["simulation"].first()
+    sim_df["simulation"] = per_observable.loc[problem.measurement_df["observableId"]].to_numpy()
+    ref = petab.calculate_llh(problem.measurement_df, sim_df, problem.observable_df, problem.parameter_df)
+    assert abs(ref - BLASI_SIMULATED_LLH) < 1e-9
+    assert abs(-nllh - ref) <= max(1e-3, 1e-4 * abs(ref)), (-nllh, ref)
+    ours = objective.simulate(pb.x_nominal)["y"]
+    np.testing.assert_allclose(ours, sim_df["simulation"].to_numpy(), rtol=1e-4)
+
+
+def test_steady_state_gradient_matches_central_differences():
+    pb = load_petab(yaml_of("Blasi_CellSystems2016"))
+    objective = Objective(
+        pb, SolverOptions(rtol=1e-12, atol=1e-14, steady_state_rtol=1e-13, steady_state_atol=1e-15)
+    )
+    lower, upper = pb.bounds
+    x = np.clip(pb.x_nominal + 0.1, lower, upper - 1e-3)
+    nllh, grad, status = objective.value_and_grad(x)
+    assert status == 0
+    h = 1e-4
+    fd = np.array([(objective(x + h * e) - objective(x - h * e)) / (2 * h) for e in np.eye(len(x))])
+    np.testing.assert_allclose(grad, fd, rtol=1e-3, atol=1e-4 * max(1.0, np.max(np.abs(fd))))
+
+
 @pytest.mark.parametrize("problem_id", sorted(STALE_SIMULATED_DATA))
 def test_stale_simulated_data_contradicts_reference(problem_id):
     # Rows of these tables follow the measurement table, so the simulated values can be put

@@ -181,12 +181,13 @@ def test_factorised_solvers_match_numpy_with_tangents(kind):
     if kind == "banded":
         assert max(structure.lower, structure.upper) <= 4
     r = rng.normal(size=n)
-    got = linalg.solve(structure, jnp.asarray(a), linalg.factor(structure, jnp.asarray(a)), jnp.asarray(r))
+    stored = linalg.store(structure, jnp.asarray(a))
+    got = linalg.solve(structure, stored, linalg.factor(structure, stored), jnp.asarray(r))
     np.testing.assert_allclose(np.asarray(got), np.linalg.solve(a, r), rtol=1e-9, atol=1e-11)
     da, dr = rng.normal(size=(n, n)) * (a != 0), rng.normal(size=n)
 
     def ours(s):
-        w = jnp.asarray(a) + s * jnp.asarray(da)
+        w = linalg.store(structure, jnp.asarray(a) + s * jnp.asarray(da))
         return linalg.solve(structure, w, linalg.factor(structure, jax.lax.stop_gradient(w)), r + s * dr)
 
     tangent = jax.jvp(ours, (0.0,), (1.0,))[1]
@@ -219,9 +220,10 @@ def test_compressed_jacobian_equals_dense():
         | np.roll(np.eye(n, dtype=bool), -1, axis=1)
     )
     pattern[links[:, 0], links[:, 1]] = True
-    structure = linalg.choose(n, pattern)
+    structure = linalg.choose(n, pattern, "lu")
     assert structure.colors is not None and structure.n_colors <= 8
     x, t = jnp.asarray(rng.normal(size=n)), jnp.asarray(0.7)
     f_t, jac = linalg.jacobian(structure, fun, t, x)
+    assert structure.kind == "lu"  # dense storage: comparable entry by entry
     np.testing.assert_allclose(np.asarray(jac), np.asarray(jax.jacfwd(lambda xx: fun(t, xx))(x)), rtol=1e-14)
     np.testing.assert_allclose(np.asarray(f_t), np.asarray(jax.jacfwd(lambda tt: fun(tt, x))(t)), rtol=1e-14)

@@ -1,17 +1,30 @@
-"""Adam on JAX rollouts: all starts optimised at once with optax.
+"""Adam on JAX rollouts: all starts optimised at once with optax, on the device.
 
 Kingma & Ba (2015): ``m <- b1 m + (1 - b1) g``, ``v <- b2 v + (1 - b2) g^2``,
-``x <- x - lr * m_hat / (sqrt(v_hat) + eps)``. Every iteration is one jitted, vmapped
-step over the whole batch of starts (value, gradient and update together). Bounds:
-projection (clipping) onto the box after every update. Each start stops on its own:
-when its best nllh has improved by less than ``rel_tol`` (relative) over the last
-``patience`` iterations, when it fails (non-finite nllh: recorded as failed, its updates
-frozen, the batch goes on), or when its evaluation budget is spent.
+``x <- x - lr * m_hat / (sqrt(v_hat) + eps)``. Bounds: projection (clipping) onto the
+box after every update. Each start stops on its own: when its best nllh has improved by
+less than ``rel_tol`` (relative) over the last ``patience`` iterations, when it fails
+(non-finite nllh: recorded as failed, its updates frozen, the batch goes on), or when its
+evaluation budget is spent.
+
+The iterations run in compiled blocks (``lax.scan`` of ``block`` iterations of the
+vmapped value, gradient and update): the host sees each block's values and points once,
+replays them into the starts' trackers (budgets, target, the stopping rule, histories;
+each iteration's time interpolated within the block) and yields the starts that ended.
+A start that ended inside a block, or failed, is evaluated for the rest of the run at the
+point of a start still running, so that a frozen lane never makes the lockstep batch pay
+for an expensive (failing) point; its own results are never touched again. On a CPU of
+several cores the starts are split into one chunk per core, each a vmapped block run on
+its own thread (XLA runs one vmapped computation on one core).
 """
 
 from __future__ import annotations
 
+import functools
+import os
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import jax
@@ -40,13 +53,15 @@ DEFAULT_MAX_EVALS = 1000
 
 @dataclass(frozen=True)
 class Adam(Method):
-    """optax Adam over all starts at once (one vmapped step), projected onto the bounds.
+    """optax Adam over all starts at once (vmapped blocks of iterations), projected onto the bounds.
 
     Attributes:
         learning_rate: peak learning rate (on the estimation scale).
         schedule: "constant", "cosine" (cosine decay to 1 % over the budget) or
             "exponential" (x0.1 over the budget).
         rel_tol, patience: per-start stopping rule (see module docstring).
+        block: iterations per compiled block (the host sees results once per block).
+        chunks: parallel chunks of starts (0: one per core on CPU, one on an accelerator).
     """
 
     name = "adam"
@@ -54,6 +69,8 @@ class Adam(Method):
     schedule: str = "cosine"
     rel_tol: float = 1e-6
     patience: int = 50
+    block: int = 25
+    chunks: int = 0
 
     def _schedule(self, steps: int):
         if self.schedule == "constant":
@@ -63,6 +80,13 @@ class Adam(Method):
         if self.schedule == "exponential":
             return optax.exponential_decay(self.learning_rate, steps, 0.1)
         raise ValueError(f"unknown schedule '{self.schedule}' (constant, cosine, exponential)")
+
+    def _n_chunks(self, n: int) -> int:
+        if self.chunks:
+            return max(1, min(self.chunks, n))
+        if jax.default_backend() != "cpu":
+            return 1
+        return max(1, min(os.cpu_count() or 1, n))
 
     def run(
         self,
@@ -79,62 +103,110 @@ class Adam(Method):
         todo = [i for i in range(budget.n_starts) if i not in skip]
         if not todo:
             return
+        if self.block < 1:
+            raise ValueError(f"block must be >= 1, got {self.block}")
         max_iter = budget.max_evals or DEFAULT_MAX_EVALS
         opt = optax.adam(self._schedule(max_iter))
         lo, hi = jnp.asarray(lower), jnp.asarray(upper)
         vg = jax.vmap(lambda x: objective.value_and_grad_fn(x)[:2])
 
-        @jax.jit
-        def step(x, state, active):
-            values, grads = vg(x)
+        def one_iteration(carry, _):
+            x, state, active = carry
+            # Lanes that ended are evaluated at a running lane's point (their own point
+            # may be expensive or failing); their values are never read.
+            donor = x[jnp.argmax(active)]
+            x_eval = jnp.where(active[:, None], x, donor)
+            values, grads = vg(x_eval)
             ok = jnp.isfinite(values) & jnp.all(jnp.isfinite(grads), axis=1)
             grads = jnp.where((ok & active)[:, None], grads, 0.0)
             updates, new_state = opt.update(grads, state, x)
             new_x = jnp.clip(optax.apply_updates(x, updates), lo, hi)
             new_x = jnp.where((ok & active)[:, None], new_x, x)
-            return values, new_x, new_state
+            return (new_x, new_state, active & ok), (values, x)
 
-        x = jnp.asarray(starts[todo])
-        state = opt.init(x)
+        @functools.partial(jax.jit, static_argnums=3)
+        def run_block(x, state, active, length):
+            (x, state, active), (values, xs) = jax.lax.scan(
+                one_iteration, (x, state, active), None, length=length
+            )
+            return x, state, values, xs
+
+        n, d = len(todo), len(lower)
+        k = self._n_chunks(n)
+        size = -(-n // k)
+        x_all = np.concatenate([starts[todo], np.repeat(starts[todo][:1], size * k - n, axis=0)])
+        lanes = [np.arange(c * size, (c + 1) * size) for c in range(k)]
+        xs_dev = [jnp.asarray(x_all[ln]) for ln in lanes]
+        states = [opt.init(x) for x in xs_dev]
         trackers = {i: StartTracker(objective, budget, callbacks, i) for i in todo}
         for tr in trackers.values():
             # The starts share one batch: each is charged an equal share of its clock, so
             # that summed over starts the seconds are the batch's real time, and a seconds
             # budget per start means the same as for methods that run starts one by one.
-            tr.clock_share = 1.0 / len(todo)
-        active = np.ones(len(todo), dtype=bool)
+            tr.clock_share = 1.0 / n
+        active = np.concatenate([np.ones(n, dtype=bool), np.zeros(size * k - n, dtype=bool)])
         window = {i: [] for i in todo}
-        for it in range(max_iter):
-            xs_before = np.asarray(x)
-            values, x, state = step(x, state, jnp.asarray(active))
-            values = np.asarray(values)
-            for k, i in enumerate(todo):
-                if not active[k]:
-                    continue
-                tr = trackers[i]
-                status = None
-                try:
-                    tr.record(xs_before[k], values[k : k + 1], n_grad=1)
-                except StopStart as stop:
-                    status, message = stop.status, stop.message
-                if status is None and not np.isfinite(values[k]):
-                    status, message = FAILED, f"non-finite nllh at iteration {it}"
-                if status is None:
-                    hist = window[i]
-                    hist.append(tr.best)
-                    if len(hist) > self.patience:
-                        old = hist.pop(0)
-                        if old - tr.best <= self.rel_tol * max(1.0, abs(tr.best)):
-                            status, message = (
-                                CONVERGED,
-                                f"improvement < {self.rel_tol:g} over {self.patience} iterations",
-                            )
-                if status is None and it == max_iter - 1:
-                    status, message = MAX_EVALS, f"{max_iter} iterations"
-                if status is not None:
-                    active[k] = False
-                    yield tr.result(starts[i], tr.first_value, status, message)
-                    if status == STOPPED and "stop requested" in message:
+        pool = ThreadPoolExecutor(k) if k > 1 else None
+        it0 = 0
+        try:
+            while it0 < max_iter:
+                length = min(self.block, max_iter - it0)
+                t_block = time.perf_counter()
+
+                def go(c, length=length, xs_dev=xs_dev, states=states):
+                    if not active[lanes[c]].any():  # a chunk whose starts all ended: skip it
+                        return (
+                            xs_dev[c],
+                            states[c],
+                            np.full((length, size), np.nan),
+                            np.zeros((length, size, d)),
+                        )
+                    return jax.block_until_ready(
+                        run_block(xs_dev[c], states[c], jnp.asarray(active[lanes[c]]), length)
+                    )
+
+                outs = list(pool.map(go, range(k))) if pool else [go(0)]
+                t_end = time.perf_counter()
+                xs_dev = [o[0] for o in outs]
+                states = [o[1] for o in outs]
+                values = np.concatenate([np.asarray(o[2]) for o in outs], axis=1)  # (length, lanes)
+                points = np.concatenate([np.asarray(o[3]) for o in outs], axis=1)  # (length, lanes, d)
+                for j in range(length):
+                    it = it0 + j
+                    at = t_block + (t_end - t_block) * (j + 1) / length
+                    for lane, i in enumerate(todo):
+                        if not active[lane]:
+                            continue
+                        result = self._replay(
+                            trackers[i], window[i], points[j, lane], values[j, lane], it, max_iter, at
+                        )
+                        if result is None:
+                            continue
+                        status, message = result
+                        active[lane] = False
+                        yield trackers[i].result(starts[i], trackers[i].first_value, status, message)
+                        if status == STOPPED and "stop requested" in message:
+                            return
+                    if not active[:n].any():
                         return
-            if not active.any():
-                return
+                it0 += length
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=False)
+
+    def _replay(self, tr, hist, x, value, it, max_iter, at):
+        """One iteration of one start on the host: (status, message) if it ends here."""
+        try:
+            tr.record(x, np.array([value]), n_grad=1, at=at)
+        except StopStart as stop:
+            return stop.status, stop.message
+        if not np.isfinite(value):
+            return FAILED, f"non-finite nllh at iteration {it}"
+        hist.append(tr.best)
+        if len(hist) > self.patience:
+            old = hist.pop(0)
+            if old - tr.best <= self.rel_tol * max(1.0, abs(tr.best)):
+                return CONVERGED, f"improvement < {self.rel_tol:g} over {self.patience} iterations"
+        if it == max_iter - 1:
+            return MAX_EVALS, f"{max_iter} iterations"
+        return None

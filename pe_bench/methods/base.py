@@ -122,12 +122,16 @@ class StartTracker:
         #: like Adam's, are each charged an equal share, so the seconds budget is fair).
         self.clock_share = 1.0
 
-    def elapsed(self) -> float:
-        """Seconds charged to this start since it began."""
-        return (time.perf_counter() - self.t0) * self.clock_share
+    def elapsed(self, at: float | None = None) -> float:
+        """Seconds charged to this start since it began (until ``at``, a perf_counter time)."""
+        return ((time.perf_counter() if at is None else at) - self.t0) * self.clock_share
 
-    def record(self, xs: np.ndarray, values: np.ndarray, n_grad: int = 0) -> None:
-        """Account for evaluations done elsewhere: ``xs`` (n, n_par) with ``values`` (n,)."""
+    def record(self, xs: np.ndarray, values: np.ndarray, n_grad: int = 0, at: float | None = None) -> None:
+        """Account for evaluations done elsewhere: ``xs`` (n, n_par) with ``values`` (n,).
+
+        ``at``: when they were done (a ``time.perf_counter`` value; default now), for
+        evaluations replayed after a block computed on the device.
+        """
         values = np.atleast_1d(np.asarray(values, dtype=float))
         xs = np.atleast_2d(np.asarray(xs, dtype=float))
         if self.archive is not None:
@@ -143,12 +147,12 @@ class StartTracker:
             if values[i] < self.best:
                 self.best = float(values[i])
                 self.best_x = xs[i].copy()
-                self.history.append((self.n_fevals, self.elapsed(), self.best))
+                self.history.append((self.n_fevals, self.elapsed(at), self.best))
         if self.callbacks.on_eval is not None:
             self.callbacks.on_eval(len(values), self.best)
-        self.check()
+        self.check(at)
 
-    def check(self) -> None:
+    def check(self, at: float | None = None) -> None:
         """Raise StopStart if the target is met, the budget spent or a stop requested."""
         cb, budget = self.callbacks, self.budget
         if cb.target is not None and self.best <= cb.target:
@@ -157,8 +161,8 @@ class StartTracker:
             raise StopStart(STOPPED, "stop requested")
         if budget.max_evals is not None and self.n_fevals >= budget.max_evals:
             raise StopStart(MAX_EVALS, f"{self.n_fevals} evaluations (budget {budget.max_evals})")
-        if budget.max_seconds is not None and self.elapsed() >= budget.max_seconds:
-            raise StopStart(MAX_EVALS, f"{self.elapsed():.1f} s (budget {budget.max_seconds:g} s)")
+        if budget.max_seconds is not None and self.elapsed(at) >= budget.max_seconds:
+            raise StopStart(MAX_EVALS, f"{self.elapsed(at):.1f} s (budget {budget.max_seconds:g} s)")
 
     def value(self, x: np.ndarray) -> float:
         """Nllh at ``x`` (+inf on failure), counted."""

@@ -10,19 +10,24 @@ from collections.abc import Callable, Sequence
 
 import jax.numpy as jnp
 import jax.scipy.special as jsp
+import numpy as np
 import sympy as sp
 
 # Functions sympy's JAX printer leaves to Python's math module (which cannot take tracers).
 _EXTRA = {"gamma": jsp.gamma, "loggamma": jsp.gammaln}
 
 
-def jax_function(args: Sequence, exprs: Sequence[sp.Expr]) -> Callable:
+def jax_function(args: Sequence, exprs: Sequence[sp.Expr], vectorize: bool = False) -> Callable:
     """Compile ``exprs`` into ``f(*args) -> jnp.ndarray`` stacked along a new first axis.
 
     Args:
         args: lambdify arguments; each is a symbol or a list of symbols (the matching
             call argument is then an array unpacked along its first axis).
         exprs: the expressions; the result has shape ``(len(exprs), *broadcast_shape)``.
+        vectorize: group expressions of the same shape (see :func:`_vectorized`) and
+            evaluate each group as array operations; only for one-dimensional list
+            arguments (a right-hand side). Large models: their compile time grows with
+            the number of operations XLA sees, not with the flops.
 
     Returns:
         A pure function, traceable by JAX (jit/vmap/grad).
@@ -34,7 +39,10 @@ def jax_function(args: Sequence, exprs: Sequence[sp.Expr]) -> Callable:
             return jnp.zeros((0,))
 
         return empty
-    raw = sp.lambdify(list(args), exprs, modules=[_EXTRA, "jax"], cse=True, docstring_limit=0)
+    if vectorize and len(exprs) > VECTORIZE_MIN:
+        return _vectorized(list(args), exprs)
+    # dummify: SBML ids such as pi, inf or nan must not shadow the constants of that name.
+    raw = sp.lambdify(list(args), exprs, modules=[_EXTRA, "jax"], cse=True, docstring_limit=0, dummify=True)
 
     def stacked(*values):
         out = raw(*values)
@@ -43,6 +51,96 @@ def jax_function(args: Sequence, exprs: Sequence[sp.Expr]) -> Callable:
         return jnp.stack([jnp.broadcast_to(o, shape) for o in out])
 
     return stacked
+
+
+#: Right-hand sides with more expressions than this are vectorised (jax_function).
+VECTORIZE_MIN = 64
+#: A shape shared by at least this many expressions becomes one vectorised group.
+GROUP_MIN = 4
+
+
+def _skeleton(expr: sp.Basic, position: dict[sp.Symbol, tuple[int, int]]):
+    """``expr`` with list-argument elements and floats replaced by placeholders.
+
+    In order of appearance, every element of a list argument and every float becomes
+    ``__v0, __v1, ...``; also returned is what each placeholder stands for
+    (``("arg", list argument, index)`` or ``("num", value)``).
+    """
+    leaves: list[tuple] = []
+
+    def walk(e: sp.Basic) -> sp.Basic:
+        if isinstance(e, sp.Symbol) and e in position:
+            leaves.append(("arg", *position[e]))
+            return sp.Symbol(f"__v{len(leaves) - 1}", real=True)
+        if isinstance(e, sp.Float):
+            leaves.append(("num", float(e)))
+            return sp.Symbol(f"__v{len(leaves) - 1}", real=True)
+        if not e.args:
+            return e
+        new = [walk(a) for a in e.args]
+        try:
+            return e.func(*new, evaluate=False)
+        except TypeError:
+            return e.func(*new)
+
+    return walk(expr), leaves
+
+
+def _vectorized(args: list, exprs: list[sp.Basic]) -> Callable:
+    """Expressions grouped by shape, each group evaluated as array operations.
+
+    Two rate laws ``1.2 * kf * S3`` and ``0.7 * kf * S8`` have the same shape
+    ``__v0 * __v1 * __v2``; for the group, ``__v0`` is the constant vector (1.2, 0.7),
+    ``__v1`` the parameters ``p[(i_kf, i_kf)]`` and ``__v2`` the states ``x[(3, 8)]``: three
+    operations whatever the number of members. Shapes shared by fewer than ``GROUP_MIN``
+    expressions are printed one by one as usual (common subexpressions shared).
+    """
+    position = {}
+    for a, arg in enumerate(args):
+        if isinstance(arg, list | tuple):
+            for i, sym in enumerate(arg):
+                position[sym] = (a, i)
+    scalars = [arg for arg in args if not isinstance(arg, list | tuple)]
+    groups: dict[tuple, list[tuple[int, list]]] = {}
+    for k, e in enumerate(exprs):
+        skel, leaves = _skeleton(sp.sympify(e), position)
+        key = (sp.srepr(skel), tuple(leaf[0] if leaf[0] == "num" else leaf[:2] for leaf in leaves))
+        groups.setdefault(key, []).append((k, leaves, skel))
+    order: list[int] = []
+    rest = [members for members in groups.values() if len(members) < GROUP_MIN]
+    rest_idx = [k for members in rest for k, _, _ in members]
+    plain = jax_function(args, [exprs[k] for k in rest_idx]) if rest_idx else None
+    order.extend(rest_idx)
+    compiled = []
+    for members in groups.values():
+        if len(members) < GROUP_MIN:
+            continue
+        skel, leaves0 = members[0][2], members[0][1]
+        placeholders = [sp.Symbol(f"__v{j}", real=True) for j in range(len(leaves0))]
+        fn = sp.lambdify(
+            [*scalars, *placeholders], skel, modules=[_EXTRA, "jax"], docstring_limit=0, dummify=True
+        )
+        feeds = []
+        for j, leaf in enumerate(leaves0):
+            if leaf[0] == "num":
+                feeds.append(("num", np.array([m[1][j][1] for m in members])))
+            else:
+                feeds.append(("arg", leaf[1], np.array([m[1][j][2] for m in members])))
+        compiled.append((fn, feeds, len(members)))
+        order.extend(k for k, _, _ in members)
+    inverse = np.argsort(np.asarray(order))
+    scalar_pos = [a for a, arg in enumerate(args) if not isinstance(arg, list | tuple)]
+
+    def evaluate(*values):
+        parts = [plain(*values)] if plain is not None else []
+        sc = [values[a] for a in scalar_pos]
+        for fn, feeds, size in compiled:
+            inputs = [jnp.asarray(f[1]) if f[0] == "num" else jnp.asarray(values[f[1]])[f[2]] for f in feeds]
+            out = jnp.asarray(fn(*sc, *inputs), dtype=jnp.float64)
+            parts.append(jnp.broadcast_to(out, (size,)))
+        return jnp.concatenate(parts)[inverse]
+
+    return evaluate
 
 
 def root_expression(condition: sp.Basic) -> sp.Expr:

@@ -9,6 +9,7 @@ import pandas as pd
 import sympy as sp
 
 from ..model.sbml import SymbolicModel
+from ..priors import Priors
 from ..scales import to_scale as to_scale
 
 #: Parameter scales as PEtab names them.
@@ -61,13 +62,18 @@ class Problem:
             the condition table, same encoding; the mask says where an override exists.
         sim_preeq, sim_cond: per simulation, the pre-equilibration condition index (-1
             if none) and the simulation condition index.
-        sim_ts: (n_sim, n_t) output times, padded with the last time.
+        sim_ts: (n_sim, n_t) finite output times, padded with the last time.
+        sim_steady: (n_sim,) which simulations have steady-state measurements
+            (``time = inf``): they go on after their last output time to steady state,
+            and measurements there use time index ``n_t`` (None: none has).
         observables: the observables, in table order.
         meas_*: per measurement, simulation index, time index, observable index,
             measured value, time, and the observable/noise placeholder overrides
             (index into theta or -1 with a constant).
         measurement_df: the PEtab measurement table (for output).
-        has_priors: the parameter table defines priors (not used in the objective yet).
+        has_priors: the parameter table defines objective priors.
+        priors: those priors, on the estimated parameters (see :mod:`pe_bench.priors`);
+            the objective adds them only when asked (``Objective(priors=True)``).
         notes: remarks shown by ``pebench info``.
     """
 
@@ -104,6 +110,8 @@ class Problem:
     measurement_df: pd.DataFrame = field(repr=False)
     has_priors: bool = False
     notes: list[str] = field(default_factory=list)
+    sim_steady: np.ndarray | None = None
+    priors: Priors | None = None
 
     @property
     def x_ids(self) -> list[str]:
@@ -147,3 +155,8 @@ class Problem:
     def has_data(self) -> bool:
         """Whether there are measured values to fit (an SBML-only problem has none)."""
         return len(self.meas_y) > 0 and bool(np.all(np.isfinite(self.meas_y)))
+
+    @property
+    def rodas5_only(self) -> bool:
+        """Events or steady-state measurements: simulated only by pe_bench's own loop."""
+        return bool(self.model.events) or self.sim_steady is not None

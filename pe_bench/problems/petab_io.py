@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from petab.v1.math import sympify_petab
 from ..errors import ProblemSpecError, UnsupportedFeatureError
 from ..model.mathml import TIME
 from ..model.sbml import SymbolicModel, load_sbml
+from ..priors import parse_priors
 from .base import NOISE_DISTRIBUTIONS, SCALES, TRANSFORMATIONS, Observable, Problem
 
 _TABLES = {
@@ -79,8 +81,8 @@ def load_petab(yaml_path: str | os.PathLike, name: str | None = None) -> Problem
         ProblemSpecError: missing files or columns, inconsistent tables, bad bounds,
             NaN data, unknown symbols in formulas.
         ModelImportError: the SBML file is missing or malformed.
-        UnsupportedFeatureError: composite problems, several models, steady-state
-            measurements, SBML features pe_bench does not simulate.
+        UnsupportedFeatureError: composite problems, several models, SBML features
+            pe_bench does not simulate.
     """
     yaml_path = Path(yaml_path)
     if not yaml_path.is_file():
@@ -174,10 +176,16 @@ def _resolve_formula(
     placeholders: dict[str, sp.Symbol],
 ) -> sp.Expr:
     """Parse a PEtab math string and map every symbol to a model or problem symbol."""
+    # petab's parser recurses once per operand: a sum over hundreds of species needs more
+    # than Python's default recursion limit.
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 20 * len(text) + 1000))
     try:
         expr = sympify_petab(text)
     except Exception as exc:  # petab raises plain ValueError / antlr errors
-        raise ProblemSpecError(f"{where}: cannot parse '{text}': {exc}") from exc
+        raise ProblemSpecError(f"{where}: cannot parse '{text[:200]}': {exc}") from exc
+    finally:
+        sys.setrecursionlimit(limit)
     if isinstance(expr, bool | int | float):
         expr = sp.Float(expr)
     subs = {}
@@ -243,8 +251,12 @@ def build_problem(
         and parameter_df[petab.OBJECTIVE_PRIOR_TYPE].notna().any()
     )
     notes = []
-    if has_priors:
-        notes.append("parameter table defines objectivePriorType: priors are ignored (not supported yet)")
+    priors = parse_priors(parameter_df, ids, estimated, scales, pfile)
+    if priors is not None:
+        notes.append(
+            f"{priors.n} objective priors in the parameter table: added to the objective with --priors "
+            "(off by default, so that llh values stay comparable with published ones)"
+        )
 
     # Measurements: checks first.
     for col in (petab.MEASUREMENT, petab.TIME):
@@ -252,9 +264,10 @@ def build_problem(
         bad = np.flatnonzero(~np.isfinite(vals.to_numpy(dtype=float)) & ~np.isinf(vals.to_numpy(dtype=float)))
         if len(bad):
             raise ProblemSpecError(f"{mfile}: data row {bad[0] + 1}: {col} is NaN or not a number")
-    if np.isinf(measurement_df[petab.TIME].astype(float)).any():
-        raise UnsupportedFeatureError(f"not supported yet: steady-state measurements (time = inf) in {mfile}")
-    if (measurement_df[petab.TIME].astype(float) < 0).any():
+    times = measurement_df[petab.TIME].astype(float)
+    if (np.isinf(times) & (times < 0)).any():
+        raise ProblemSpecError(f"{mfile}: measurement time -inf (steady states are time = inf)")
+    if (times < 0).any():
         raise ProblemSpecError(f"{mfile}: negative measurement time")
     obs_ids = list(observable_df.index)
     unknown = sorted(set(measurement_df[petab.OBSERVABLE_ID]) - set(obs_ids))
@@ -402,13 +415,22 @@ def build_problem(
                 f"{observables[meas_obs[m]].transformation}-transformed observable"
             )
 
-    # Output times per simulation, padded with the last time.
-    per_sim = [np.unique(meas_t[meas_sim == s]) for s in range(len(sims))]
+    # Finite output times per simulation, padded with the last time (a simulation with
+    # only steady-state measurements gets the output time 0). Steady-state measurements
+    # (time = inf) read the extra time slot n_t.
+    finite = np.isfinite(meas_t)
+    per_sim = [np.unique(meas_t[(meas_sim == s) & finite]) for s in range(len(sims))]
+    per_sim = [t if len(t) else np.zeros(1) for t in per_sim]
     n_t = max(len(t) for t in per_sim)
     sim_ts = np.stack([np.pad(t, (0, n_t - len(t)), mode="edge") for t in per_sim])
     meas_tidx = np.array(
-        [np.searchsorted(per_sim[s], t) for s, t in zip(meas_sim, meas_t, strict=True)], dtype=np.int32
+        [
+            np.searchsorted(per_sim[s], t) if np.isfinite(t) else n_t
+            for s, t in zip(meas_sim, meas_t, strict=True)
+        ],
+        dtype=np.int32,
     )
+    sim_steady = np.array([bool(np.any(~finite[meas_sim == s])) for s in range(len(sims))])
     cpos = {cid: c for c, cid in enumerate(condition_ids)}
     return Problem(
         name=name,
@@ -444,4 +466,6 @@ def build_problem(
         measurement_df=measurement_df,
         has_priors=has_priors,
         notes=notes,
+        priors=priors,
+        sim_steady=sim_steady if sim_steady.any() else None,
     )

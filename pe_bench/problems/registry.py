@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import ProblemNotFoundError, ProblemSpecError
-from . import biomodels
+from . import biomodels, biopredyn
 from .base import Problem
 from .petab_io import load_petab
 from .sbml_only import load_sbml_problem
@@ -33,18 +33,26 @@ def _load_builtin(name: str) -> Problem:
 
 
 def _yaml_in(folder: Path) -> Path:
-    yamls = sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml"))
-    if len(yamls) != 1:
-        raise ProblemSpecError(
-            f"{folder}: a problem folder must hold exactly one PEtab YAML, found {len(yamls)}"
-        )
-    return yamls[0]
+    """The PEtab YAML of a problem folder: the only one, else the one named like the folder."""
+    yamls = sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    if len(yamls) == 1:
+        return yamls[0]
+    if not yamls:
+        raise ProblemSpecError(f"{folder}: no PEtab YAML in this folder")
+    named = [p for p in yamls if p.stem == folder.resolve().name]
+    if len(named) == 1:
+        return named[0]
+    raise ProblemSpecError(
+        f"{folder}: {len(yamls)} YAML files ({', '.join(p.name for p in yamls)}) and none named "
+        f"'{folder.resolve().name}.yaml'; name one, e.g. {folder / yamls[0].name}"
+    )
 
 
 def resolve(name: str) -> Problem:
     """Load the problem that ``name`` designates.
 
-    Order: built-in name, existing path (YAML, folder with one YAML, SBML file),
+    Order: built-in name, existing path (YAML; folder with one YAML or with several, one
+    of which is named like the folder; SBML file),
     BioModels id already fetched into the cache.
 
     Raises:
@@ -53,6 +61,8 @@ def resolve(name: str) -> Problem:
     """
     if name in builtin_names():
         return _load_builtin(name)
+    if name in biopredyn.BUILTIN:
+        return load_petab(biopredyn.builtin_yaml(name), name=name)
     path = Path(name)
     if path.is_dir():
         return load_petab(_yaml_in(path))
@@ -73,6 +83,6 @@ def resolve(name: str) -> Problem:
             f"run 'pebench fetch {name}' first"
         )
     raise ProblemNotFoundError(
-        f"unknown problem '{name}': not a built-in ({', '.join(builtin_names())}), "
+        f"unknown problem '{name}': not a built-in ({', '.join(builtin_names() + list(biopredyn.BUILTIN))}), "
         "not an existing PEtab YAML, folder or SBML file, not a BioModels id"
     )

@@ -137,18 +137,20 @@ def push(es: EventSystem, queue: Queue, which, t, x, p) -> tuple[Queue, jax.Arra
     """
     delays = es.delay(t, x, p)
     values = es.assign(t, x, p)
-    overflow = jnp.asarray(False)
-    for i in range(es.n):
-        slot = jnp.argmin(queue.active)  # first free slot (False < True)
-        free = ~queue.active[slot]
-        do = which[i] & free
-        overflow = overflow | (which[i] & ~free)
-        queue = Queue(
-            time=queue.time.at[slot].set(jnp.where(do, t + delays[i], queue.time[slot])),
-            event=queue.event.at[slot].set(jnp.where(do, i, queue.event[slot])),
-            values=queue.values.at[slot].set(jnp.where(do, values[i], queue.values[slot])),
-            active=queue.active.at[slot].set(queue.active[slot] | do),
-        )
+    n_q = es.queue_size
+    # The k-th event in ``which`` takes the k-th free slot (vectorised: no loop over events).
+    free_slots = jnp.argsort(queue.active, stable=True)  # free slots first, in order
+    rank = jnp.cumsum(which) - 1
+    n_free = n_q - jnp.sum(queue.active)
+    fits = which & (rank < n_free)
+    slot = jnp.where(fits, free_slots[jnp.clip(rank, 0, n_q - 1)], n_q)  # n_q: dropped
+    overflow = jnp.any(which & ~fits)
+    queue = Queue(
+        time=queue.time.at[slot].set(t + delays, mode="drop"),
+        event=queue.event.at[slot].set(jnp.arange(es.n, dtype=jnp.int32), mode="drop"),
+        values=queue.values.at[slot].set(values, mode="drop"),
+        active=queue.active.at[slot].set(True, mode="drop"),
+    )
     return queue, overflow
 
 

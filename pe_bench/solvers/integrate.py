@@ -122,7 +122,8 @@ def integrate(
         max_steps: budget of attempted steps (accepted, rejected, event location).
         blowup_threshold: a state whose magnitude exceeds this fails the integration.
         steady_state: ``(rtol, atol)``: stop, successfully, once
-            ``rms(dx/dt) < atol + rtol * rms(x)`` (diffrax's ``steady_state_event``).
+            ``rms(dx/dt) < atol + rtol * rms(x)`` (diffrax's ``steady_state_event``) at
+            or after the last output time; ``Solution.x`` is then the steady state.
         events: the model's events and switches, or None.
         structure: the per-step linear solver (default: chosen by size, dense pattern).
         event_tol: crossings are located to ``event_tol * max(1, |t|)``.
@@ -187,11 +188,14 @@ def integrate(
     h0 = jnp.where((d0 < 1e-5) | (d1 < 1e-5), 1e-6, 0.01 * d0 / jnp.maximum(d1, 1e-300))
     h0 = jax.lax.stop_gradient(jnp.minimum(h0, jnp.where(jnp.isfinite(t_end), t_end, h0)))
 
-    def steady(x, f):
+    # With outputs, the steady-state test starts after the last output time.
+    t_last = ts[-1] if ts.shape[0] else t0
+
+    def steady(x, f, t):
         if steady_state is None:
             return jnp.asarray(False)
         ss_rtol, ss_atol = steady_state
-        return _rms(f) < ss_atol + ss_rtol * _rms(x)
+        return (_rms(f) < ss_atol + ss_rtol * _rms(x)) & (t >= t_last)
 
     def cond(s: _State):
         return ~(s.done | s.failed)
@@ -242,7 +246,7 @@ def integrate(
             ys_new = jnp.where(hit[:, None], x_new, s.ys)
             n_rejected = s.n_rejected + jnp.where(accept, 0, 1)
             blown = accept & jnp.any(~(jnp.abs(x_new_p) <= blowup_threshold))
-            done = accept & ((t_new >= t_end) | steady(x_new_p, jax.lax.stop_gradient(f_new)))
+            done = accept & ((t_new >= t_end) | steady(x_new_p, jax.lax.stop_gradient(f_new), t_new))
             underflow = h_next <= 1e-14 * jnp.maximum(jnp.abs(t), 1.0)
             failed = blown | (~done & ((n_steps >= max_steps) | underflow))
             return _State(
@@ -360,7 +364,7 @@ def integrate(
         h_keep = jnp.where(~e.locating & ~start, h_next, s.h)
         n_rejected = s.n_rejected + jnp.where(~e.locating & ~accept, 1, 0)
         blown = advance & jnp.any(~(jnp.abs(x_p) <= blowup_threshold))
-        done = advance & ((t >= t_end) | steady(x_p, jax.lax.stop_gradient(f)))
+        done = advance & ((t >= t_end) | steady(x_p, jax.lax.stop_gradient(f), t))
         underflow = ~e.locating & ~accept & (h_next <= 1e-14 * jnp.maximum(jnp.abs(s.t), 1.0))
         failed = blown | cascade_failed | (~done & ((n_steps >= max_steps) | underflow))
         return _State(
@@ -375,7 +379,7 @@ def integrate(
         ys=ys,
         n_steps=jnp.zeros((), jnp.int32),
         n_rejected=jnp.zeros((), jnp.int32),
-        done=((t_end <= t0) | steady(x0, f0)) & ~failed0,
+        done=((t_end <= t0) | steady(x0, f0, t0)) & ~failed0,
         failed=failed0,
         ev=ev0,
     )

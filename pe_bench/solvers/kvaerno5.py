@@ -48,7 +48,7 @@ def _blowup(threshold: float) -> Callable:
 
 
 def solve_at(rhs: Callable, x_start, p, ts, t1, options: SolverOptions):
-    """Integrate from t = 0 to ``t1``; returns the states at ``ts`` and a success flag."""
+    """Integrate from t = 0 to ``t1``; returns the states at ``ts``, a success flag and the steps."""
     solver, controller = _solver(options)
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(lambda t, y, args: rhs(t, y, args)),
@@ -66,11 +66,11 @@ def solve_at(rhs: Callable, x_start, p, ts, t1, options: SolverOptions):
         throw=False,
     )
     ok = sol.result == diffrax.RESULTS.successful  # a blow-up ends as event_occurred
-    return sol.ys, ok
+    return sol.ys, ok, sol.stats["num_steps"]
 
 
 def steady_state(rhs: Callable, x_start, p, options: SolverOptions):
-    """Simulate until ``dx/dt`` vanishes; returns ``(x_ss, ok)``."""
+    """Simulate until ``dx/dt`` vanishes; returns ``(x_ss, ok, steps)``."""
     solver, controller = _solver(options)
     event = diffrax.Event(
         (
@@ -95,4 +95,4 @@ def steady_state(rhs: Callable, x_start, p, options: SolverOptions):
     )
     reached, exploded = sol.event_mask
     ok = (sol.result == diffrax.RESULTS.event_occurred) & reached & ~exploded
-    return sol.ys[-1], ok
+    return sol.ys[-1], ok, sol.stats["num_steps"]

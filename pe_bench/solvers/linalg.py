@@ -34,10 +34,15 @@ import numpy as np
 #: benchmarks/bench_linsolve.py).
 INVERSE_MAX_N = 24
 #: The banded solve is used when the renumbered half bandwidth is at most this fraction
-#: of n (and n is above INVERSE_MAX_N).
-BANDED_MAX_FRACTION = 0.25
+#: of n (and n is above INVERSE_MAX_N). Measured (benchmarks/bench_large.py, 500 species):
+#: half bandwidth 1, banded 0.31 s per llh; half bandwidth 54 (0.11 n), banded 1.55 s
+#: against LU 0.45 s; the banded LU's column loop costs ~ n b^2 at a far lower rate than
+#: LAPACK's blocked dense LU, so the crossover is near b = 0.05 n.
+BANDED_MAX_FRACTION = 0.05
 
 
+#: Above this many states Rodas5's stages run as a loop (measured, benchmarks/bench_large.py).
+STAGE_LOOP_MIN_N = INVERSE_MAX_N
 #: The Jacobian is computed from compressed columns (one forward-mode product per group
 #: of structurally orthogonal columns) when that takes at most this fraction of n products.
 COLORED_MAX_FRACTION = 0.5
@@ -58,6 +63,8 @@ class Structure:
         pattern: (n, n) structural sparsity of the Jacobian, or None (dense).
         colors: for a compressed Jacobian, the group of each column (columns of a group
             share no row, so one Jacobian-vector product gives them all), or None.
+        stage_loop: run Rodas5's eight stages as a loop (the right-hand side traced once
+            instead of eight times: compile time of large models; see :mod:`.rodas5`).
     """
 
     kind: str
@@ -67,6 +74,7 @@ class Structure:
     upper: int = 0
     pattern: np.ndarray | None = field(default=None, repr=False)
     colors: np.ndarray | None = None
+    stage_loop: bool = False
 
     @property
     def n_colors(self) -> int:
@@ -87,7 +95,11 @@ def choose(n: int, pattern: np.ndarray | None = None, kind: str = "auto") -> Str
         colors = color_columns(pattern)
         if int(colors.max(initial=-1)) + 1 > COLORED_MAX_FRACTION * n:
             colors = None
-    extra = {"pattern": pattern if colors is not None else None, "colors": colors}
+    extra = {
+        "pattern": pattern if colors is not None else None,
+        "colors": colors,
+        "stage_loop": n > STAGE_LOOP_MIN_N,
+    }
     if kind == "inverse" or (kind == "auto" and n <= INVERSE_MAX_N):
         return Structure("inverse", n, **extra)
     if kind in ("auto", "banded") and pattern is not None and n > 1:
@@ -117,16 +129,67 @@ def color_columns(pattern: np.ndarray) -> np.ndarray:
 
 
 def jacobian(structure: Structure, fun, t, x):
-    """``(df/dt, df/dx)`` of ``fun(t, x)``: dense forward mode, or compressed columns."""
+    """``(df/dt, df/dx)`` of ``fun(t, x)``, the Jacobian in the structure's storage.
+
+    Dense forward mode (one product per column), or compressed columns (one product per
+    group of structurally orthogonal columns); for "banded", straight into the band
+    storage of the renumbered matrix (no n x n array is formed).
+    """
     if structure.colors is None:
         jac = jax.jacfwd(lambda z: fun(z[0], z[1:]))(jnp.concatenate([jnp.reshape(t, (1,)), x]))
-        return jac[:, 0], jac[:, 1:]
+        return jac[:, 0], store(structure, jac[:, 1:])
     colors = structure.colors
     seeds = jnp.asarray(np.arange(structure.n_colors)[:, None] == colors[None, :], dtype=x.dtype)
     compressed = jax.vmap(lambda s: jax.jvp(lambda xx: fun(t, xx), (x,), (s,))[1])(seeds)  # (n_colors, n)
     f_t = jax.jvp(lambda tt: fun(tt, x), (t,), (jnp.ones_like(t),))[1]
-    jac = jnp.where(jnp.asarray(structure.pattern), compressed.T[:, colors], 0.0)
-    return f_t, jac
+    if structure.kind == "banded":
+        rows, cols, valid = _band_index(structure)
+        valid = valid & structure.pattern[rows, cols]
+        return f_t, jnp.where(valid, compressed[colors[cols], rows], 0.0)
+    return f_t, jnp.where(jnp.asarray(structure.pattern), compressed.T[:, colors], 0.0)
+
+
+def _band_index(structure: Structure) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Band storage of the renumbered matrix: where each stored entry comes from.
+
+    The original row and column of each stored entry, and whether it lies in the matrix
+    and its band.
+    """
+    n, lo, up = structure.n, structure.lower, structure.upper
+    width = 2 * lo + up + 1
+    i = np.arange(n)[:, None]
+    c = i + np.arange(width)[None, :] - lo
+    valid = (c >= 0) & (c < n) & (c - i <= up)
+    perm = structure.perm
+    return np.broadcast_to(perm[i], c.shape), perm[np.clip(c, 0, n - 1)], valid
+
+
+def store(structure: Structure, dense):
+    """A dense (n, n) matrix in the structure's storage (band storage for "banded")."""
+    if structure.kind != "banded":
+        return dense
+    rows, cols, valid = _band_index(structure)
+    return jnp.where(valid, dense[rows, cols], 0.0)
+
+
+def shifted(structure: Structure, jac, s):
+    """``s I - jac`` in the structure's storage."""
+    if structure.kind != "banded":
+        return s * jnp.eye(structure.n, dtype=jac.dtype) - jac
+    return (-jac).at[:, structure.lower].add(s)
+
+
+def matvec(structure: Structure, a, v):
+    """``a @ v`` for a matrix in the structure's storage (original state order)."""
+    if structure.kind != "banded":
+        return a @ v
+    n, lo = structure.n, structure.lower
+    perm = structure.perm
+    vp = v[perm]
+    cols = np.arange(n)[:, None] + np.arange(a.shape[1])[None, :] - lo
+    vals = jnp.where((cols >= 0) & (cols < n), vp[np.clip(cols, 0, n - 1)], 0.0)
+    out = jnp.sum(a * vals, axis=1)
+    return jnp.zeros_like(out).at[perm].set(out)
 
 
 def _banded_order(pattern: np.ndarray) -> tuple[np.ndarray, int, int]:
@@ -238,14 +301,12 @@ def band_solve(u, low, piv, r, lower: int):
 
 # -- one interface ----------------------------------------------------------------------
 def factor(structure: Structure, w):
-    """Factorise the dense matrix ``w`` for :func:`solve`."""
+    """Factorise ``w`` (in the structure's storage, see :func:`shifted`) for :func:`solve`."""
     if structure.kind == "inverse":
         return inverse(w)
     if structure.kind == "lu":
         return jsl.lu_factor(w)
-    perm = structure.perm
-    band = to_band(w[perm][:, perm], structure.lower, structure.upper)
-    return band_lu(band, structure.lower, structure.upper)
+    return band_lu(w, structure.lower, structure.upper)
 
 
 def _apply(structure: Structure, fac, r):
@@ -271,4 +332,4 @@ def _solve_jvp(structure, primals, tangents):
     dw, _, dr = tangents
     k = _apply(structure, fac, r)
     # w k = r  =>  w dk = dr - dw k
-    return k, _apply(structure, fac, dr - dw @ k)
+    return k, _apply(structure, fac, dr - matvec(structure, dw, k))

@@ -25,6 +25,7 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from . import linalg
 
@@ -86,11 +87,11 @@ def step(rhs: Callable, t, x, p, h, f0, structure: linalg.Structure):
     Returns:
         ``(x_new, err)`` where ``err`` is the local error estimate (unscaled).
     """
-    n = x.shape[0]
-
     f_t, jac_x = linalg.jacobian(structure, lambda tt, xx: rhs(tt, xx, p), t, x)
-    w = jnp.eye(n, dtype=x.dtype) / (h * GAMMA) - jac_x
+    w = linalg.shifted(structure, jac_x, 1.0 / (h * GAMMA))
     fac = linalg.factor(structure, jax.lax.stop_gradient(w))
+    if structure.stage_loop:
+        return _looped_stages(rhs, t, x, p, h, f0, f_t, w, fac, structure)
     ks = []
     u = x
     for i in range(8):
@@ -104,3 +105,41 @@ def step(rhs: Callable, t, x, p, h, f0, structure: linalg.Structure):
             r = r + (_D[i] * h) * f_t
         ks.append(linalg.solve(structure, w, fac, r))
     return u + ks[-1], ks[-1]
+
+
+def _stage_coefficients() -> tuple[np.ndarray, np.ndarray]:
+    """The stage coefficient rows ``alpha`` and ``C`` (8 x 8) and the new state's row.
+
+    ``u_i = x + alpha_i . k``, ``r_i = f_i + C_i . k / h``, ``x_new = x + alpha_out . k``.
+    """
+    alpha = np.zeros((9, 8))
+    for i in range(1, 6):
+        alpha[i, : len(_A[i])] = _A[i]
+    for i in (6, 7, 8):  # stages 7 and 8 and the result update u in place
+        alpha[i] = alpha[i - 1]
+        alpha[i, i - 1] += 1.0
+    c = np.zeros((8, 8))
+    for i in range(1, 8):
+        c[i, : len(_C[i])] = _C[i]
+    return alpha, c
+
+
+_ALPHA, _CMAT = _stage_coefficients()
+
+
+def _looped_stages(rhs, t, x, p, h, f0, f_t, w, fac, structure):
+    """The eight stages as one ``fori_loop``: the right-hand side traced once, not eight times.
+
+    For large models, where XLA's compile time grows with the traced program.
+    """
+    alpha, cmat = jnp.asarray(_ALPHA, x.dtype), jnp.asarray(_CMAT, x.dtype)
+    ct, d = jnp.asarray(_CT, x.dtype), jnp.asarray(_D, x.dtype)
+
+    def stage(i, ks):
+        u = x + alpha[i] @ ks
+        fi = jnp.where(i == 0, f0, rhs(t + ct[i] * h, u, p))
+        r = fi + (cmat[i] @ ks) / h + (d[i] * h) * f_t
+        return ks.at[i].set(linalg.solve(structure, w, fac, r))
+
+    ks = jax.lax.fori_loop(0, 8, stage, jnp.zeros((8,) + x.shape, x.dtype))
+    return x + alpha[8] @ ks, ks[7]

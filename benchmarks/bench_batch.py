@@ -1,0 +1,163 @@
+"""Batched evaluation on whatever device JAX finds: throughput, lockstep, Adam's overhead.
+
+Per problem, on this device:
+
+- ``evals/s`` of ``Objective.batch`` at each batch size (nominal + N(0, 0.1) on the
+  estimation scale, clipped to the bounds; median of ``--repeats`` calls after a warm-up),
+  once with the whole chunk in one vmapped call (``lanes = all``) and once with vmapped
+  calls of at most ``--lanes`` vectors (pe_bench's default);
+- the spread of solver steps over the lanes of the batch (min / median / max: a vmapped
+  adaptive solve costs as many steps as its slowest lane) and the lockstep efficiency
+  ``mean steps / max steps`` of one call of the whole batch;
+- vmapped value-and-gradient of 256 vectors per second;
+- Adam with ``--adam-starts`` starts: seconds per iteration of the method against the
+  bare vmapped value-and-gradient of the same starts split the same way (ratio).
+
+    .venv/bin/python benchmarks/bench_batch.py [--problems Boehm_JProteomeRes2014,...]
+        [--sizes 256,4096] [--lanes 64] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from pe_bench.methods import Budget, Callbacks  # noqa: E402
+from pe_bench.methods.adam import Adam  # noqa: E402
+from pe_bench.objective import Objective  # noqa: E402
+from pe_bench.problems.registry import resolve  # noqa: E402
+from pe_bench.runtime import configure_jax, device_info  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "benchmark-models"
+DEFAULT = "Boehm_JProteomeRes2014,Fujita_SciSignal2010,Weber_BMC2015"
+
+
+def vectors(pb, n: int, seed: int = 0) -> np.ndarray:
+    lower, upper = pb.bounds
+    rng = np.random.default_rng(seed)
+    return np.clip(pb.x_nominal + rng.normal(0, 0.1, (n, len(pb.x_ids))), lower, upper)
+
+
+def throughput(objective: Objective, xs: np.ndarray, repeats: int) -> float:
+    objective.batch(xs[: min(len(xs), 8)])  # compile
+    objective.batch(xs)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        objective.batch(xs)
+        times.append(time.perf_counter() - t0)
+    return len(xs) / float(np.median(times))
+
+
+def adam_overhead(pb, objective: Objective, starts: int, iterations: int) -> tuple[float, float]:
+    """(Adam seconds per iteration, bare vmapped value-and-gradient seconds per call).
+
+    Adam's time per iteration is the difference of two runs, ``block`` and
+    ``block + iterations`` iterations long (a multiple of the block), divided by
+    ``iterations``: what tracing and compiling each run costs cancels out.
+    """
+    lower, upper = pb.bounds
+    method = Adam(patience=10**6)
+    iterations = max(method.block, iterations // method.block * method.block)
+
+    def timed(n_iter):
+        t0 = time.perf_counter()
+        list(method.run(objective, lower, upper, Budget(n_starts=starts, max_evals=n_iter), 0, Callbacks()))
+        return time.perf_counter() - t0
+
+    timed(method.block)  # compile
+    per_iter = (timed(method.block + iterations) - timed(method.block)) / iterations
+    # The bare step: the same starts, split into the same chunks, one vmapped value and
+    # gradient per chunk on its own thread.
+    k = method._n_chunks(starts)
+    size = -(-starts // k)
+    xs = vectors(pb, size * k)
+    vg = jax.jit(jax.vmap(lambda x: objective.value_and_grad_fn(x)[:2]))
+    chunks = [jnp.asarray(xs[i * size : (i + 1) * size]) for i in range(k)]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(k) as pool:
+        list(pool.map(lambda c: jax.block_until_ready(vg(c)), chunks))
+        times = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            list(pool.map(lambda c: jax.block_until_ready(vg(c)), chunks))
+            times.append(time.perf_counter() - t0)
+    return per_iter, float(np.median(times))
+
+
+def measure(
+    name: str, sizes: list[int], lanes: int, repeats: int, adam_starts: int, adam_iters: int
+) -> list[dict]:
+    pb = resolve(str(SHARED / name) if (SHARED / name).is_dir() else name)
+    rows = []
+    whole, bounded = Objective(pb), Objective(pb, batch_lanes=lanes)
+    for n in sizes:
+        xs = vectors(pb, n)
+        _, _, steps = whole.batch(xs, steps=True)
+        k, _ = whole._chunks(n)
+        per_call = -(-n // k)
+        eff = [
+            float(np.mean(steps[i : i + per_call]) / max(1, np.max(steps[i : i + per_call])))
+            for i in range(0, n, per_call)
+        ]
+        rows.append(
+            {
+                "problem": name,
+                "batch": n,
+                "evals_per_s_one_call": throughput(whole, xs, repeats),
+                f"evals_per_s_lanes{lanes}": throughput(bounded, xs, repeats),
+                "steps_min": int(np.min(steps)),
+                "steps_median": float(np.median(steps)),
+                "steps_max": int(np.max(steps)),
+                "lockstep_efficiency": float(np.mean(eff)),
+            }
+        )
+        print(pd.DataFrame(rows[-1:]).to_string(index=False), flush=True)
+    xs = jnp.asarray(vectors(pb, 256))
+    vg = jax.jit(jax.vmap(lambda x: whole.value_and_grad_fn(x)[:2]))
+    jax.block_until_ready(vg(xs))
+    t0 = time.perf_counter()
+    jax.block_until_ready(vg(xs))
+    vg_rate = 256 / (time.perf_counter() - t0)
+    adam_s, bare_s = adam_overhead(pb, whole, adam_starts, adam_iters)
+    for r in rows:
+        r |= {
+            "llh_grad_per_s_256": vg_rate,
+            "adam_s_per_iter": adam_s,
+            "bare_vg_s": bare_s,
+            "adam_ratio": adam_s / bare_s,
+        }
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--problems", default=DEFAULT)
+    ap.add_argument("--sizes", default="256,4096")
+    ap.add_argument("--lanes", type=int, default=64)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--adam-starts", type=int, default=64)
+    ap.add_argument("--adam-iters", type=int, default=50)
+    args = ap.parse_args()
+    configure_jax()
+    print(device_info())
+    rows = []
+    for name in args.problems.split(","):
+        rows += measure(name, [int(v) for v in args.sizes.split(",")], args.lanes, args.repeats,
+                        args.adam_starts, args.adam_iters)  # fmt: skip
+    print()
+    print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".4g"))
+
+
+if __name__ == "__main__":
+    main()
