@@ -65,6 +65,12 @@ def negative_log_likelihood(y_meas, y_sim, sigma, transformation, distribution):
     return jnp.sum(jnp.where(distribution == 1, laplace, normal) + jac)
 
 
+#: Vectors per vmapped call on CPU (benchmarks/bench_batch.py, 2026-11-25: Fujita at 4096
+#: vectors 184 evaluations/s in one call per core, 354/s in calls of 64, as at 256 vectors;
+#: Boehm 5240/s against 6330/s).
+CPU_BATCH_LANES = 64
+
+
 @functools.cache
 def _executor(threads: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(threads, thread_name_prefix="pe_bench_batch")
@@ -84,7 +90,7 @@ class Objective:
       split into ``batch_threads`` equal chunks run on that many threads at once, 0 =
       one per core on CPU, where XLA runs one vmapped solve on one core, and one on an
       accelerator; each chunk in vmapped calls of at most ``batch_lanes`` vectors, 0 =
-      no limit)
+      no limit, None = :data:`CPU_BATCH_LANES` on CPU and no limit on an accelerator)
 
     A failed integration or a non-finite likelihood gives ``nllh = +inf`` and a non-zero
     status (see ``simulate.STATUS_NAMES``); nothing raises inside a batch.
@@ -98,7 +104,7 @@ class Objective:
     options: SolverOptions = field(default_factory=SolverOptions)
     batch_threads: int = 0
     priors: bool = False
-    batch_lanes: int = 0
+    batch_lanes: int | None = None
 
     def __post_init__(self):
         if not self.problem.has_data:
@@ -249,7 +255,10 @@ class Objective:
             k = 1  # an accelerator runs the whole batch at once
         k = max(1, min(k, n))
         per_chunk = -(-n // k)
-        lanes = min(per_chunk, self.batch_lanes) if self.batch_lanes else per_chunk
+        cap = self.batch_lanes
+        if cap is None:
+            cap = CPU_BATCH_LANES if jax.default_backend() == "cpu" else 0
+        lanes = min(per_chunk, cap) if cap else per_chunk
         return k, lanes
 
     def batch(self, xs, steps: bool = False):

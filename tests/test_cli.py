@@ -257,3 +257,14 @@ def test_folder_with_several_yaml_files(tmp_path):
     for f in other.glob("*.yaml"):
         f.unlink()
     assert_user_error(run("info", other), "no PEtab YAML")
+
+
+def test_device_option(monkeypatch):
+    monkeypatch.setenv("PE_BENCH_DEVICE", "")  # restored (unset) after the test
+    assert_user_error(run("--device", "tpu", "list"), "unknown device 'tpu'")
+    result = run("--device", "cpu", "list")
+    assert result.exit_code == 0 and "cortisol" in result.stdout
+    import jax
+
+    if not any(d.platform == "gpu" for d in jax.devices()):
+        assert_user_error(run("--device", "gpu", "list"), "JAX finds no GPU")
