@@ -281,15 +281,9 @@ class Objective:
         if k == 1:
             parts = [jax.block_until_ready(fn(c)) for c in pieces]
         else:
-            groups = [pieces[i::k] for i in range(k)]
-
-            def run(group):
-                return [jax.block_until_ready(fn(c)) for c in group]
-
-            done = list(_executor(k).map(run, groups))
-            parts = [None] * calls
-            for i, group in enumerate(done):
-                parts[i::k] = group
+            # The k threads take the calls in turn as they come free: a thread whose calls
+            # happen to be cheap does not wait for the other's.
+            parts = list(_executor(k).map(lambda c: jax.block_until_ready(fn(c)), pieces))
         outs = tuple(np.concatenate([np.asarray(p[j]) for p in parts])[:n] for j in range(len(parts[0])))
         return outs
 
