@@ -30,7 +30,6 @@ from .simulate import (
     Simulator,
     SolverOptions,
     model_functions,
-    unscale,
 )
 
 
@@ -125,7 +124,6 @@ class Objective:
         # Fisher information weight of log(sigma): 2 for normal noise, 1 for laplace.
         self._log_sigma_weight = np.where(self._dist == 1, 1.0, np.sqrt(2.0))
         self._priors = pb.priors if self.priors else None
-        self._scale_codes = np.array([("lin", "log", "log10").index(s) for s in pb.x_scale], dtype=np.int32)
         self._batch = jax.jit(jax.vmap(self._nllh_status))
         self._batch_steps = jax.jit(jax.vmap(self._nllh_status_steps))
         self._simulate = jax.jit(self.simulator)
@@ -150,7 +148,7 @@ class Objective:
         )
         features = self._fim_features(sim)
         if self._priors is not None:
-            theta = unscale(x, self._scale_codes)
+            theta = self.simulator.x_linear(x)
             value = value + self._priors.negative_log_prior(x, theta)
             features = jnp.concatenate([features, self._priors.fim_features(x, theta)])
         status = jnp.where(

@@ -149,10 +149,8 @@ def evaluate_source(source: str, spec: str = "nominal", grad: bool = False, prio
     if with_priors:
         import jax.numpy as jnp
 
-        from .simulate import unscale
-
         xj = jnp.asarray(x, dtype=jnp.float64)
-        nlp = float(problem.priors.negative_log_prior(xj, unscale(xj, objective._scale_codes)))
+        nlp = float(problem.priors.negative_log_prior(xj, objective.simulator.x_linear(xj)))
         result |= {"priors": True, "negative_log_prior": nlp, "nllh": result["nllh"] - nlp}
         result["llh"] = -result["nllh"]
     return result

@@ -142,6 +142,11 @@ def petab_problem(folder: Path, doc, parameters, observables, measurements, nois
     rows = ["parameterId\tparameterScale\tlowerBound\tupperBound\tnominalValue\testimate"]
     rows += [f"{p}\t{sc}\t{lo!r}\t{hi!r}\t{v!r}\t1" for p, (v, lo, hi, sc) in parameters.items()]
     (folder / "parameters.tsv").write_text("\n".join(rows) + "\n")
+    return petab_yaml(folder)
+
+
+def petab_yaml(folder: Path) -> Path:
+    """The PEtab v1 YAML of a folder holding model.xml and the four standard tables."""
     (folder / "problem.yaml").write_text(
         "format_version: 1\nparameter_file: parameters.tsv\nproblems:\n"
         "  - condition_files: [conditions.tsv]\n    measurement_files: [measurements.tsv]\n"

@@ -49,12 +49,7 @@ def write_problem(folder: Path) -> Path:
     lines = ["parameterId\tparameterScale\tlowerBound\tupperBound\tnominalValue\testimate"]
     lines += [f"{p}\tlog10\t0.001\t100\t{v!r}\t1" for p, v in P.items()]
     (folder / "parameters.tsv").write_text("\n".join(lines) + "\n")
-    (folder / "problem.yaml").write_text(
-        "format_version: 1\nparameter_file: parameters.tsv\nproblems:\n"
-        "  - condition_files: [conditions.tsv]\n    measurement_files: [measurements.tsv]\n"
-        "    observable_files: [observables.tsv]\n    sbml_files: [model.xml]\n"
-    )
-    return folder / "problem.yaml"
+    return sb.petab_yaml(folder)
 
 
 def closed_form_nllh(p: dict[str, float]) -> float:
