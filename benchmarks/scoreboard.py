@@ -21,6 +21,8 @@ from pe_bench.metrics import summarise
 from pe_bench.results import load_results, read_metadata
 
 START, END = "<!-- scoreboard:start -->", "<!-- scoreboard:end -->"
+#: A best start counts as below the stated value only beyond the reference-llh tolerance.
+BELOW = 1e-3
 
 
 def fmt(value, digits: int) -> str:
@@ -32,16 +34,65 @@ def fmt(value, digits: int) -> str:
 
 
 def budget_text(suite, m) -> str:
-    """The suite's default budget, and each problem's own where it sets one."""
+    """The suite's default budget; problems that set their own are in the per-problem table."""
     secs = f" and at most {m.max_seconds:g} s" if m.max_seconds is not None else ""
     text = f"{m.n_starts} starts per method and problem, {m.max_evals} evaluations{secs} per start"
-    own = [
-        f"{p.name}: "
-        + ", ".join(f"{v:g} {k.replace('n_starts', 'starts').replace('_', ' ')}" for k, v in p.budget)
-        for p in suite.problems
-        if p.budget
+    if any(p.budget for p in suite.problems):
+        text += " by default, each problem's own in the per-problem table below"
+    return text
+
+
+def seeds_converged(starts, table) -> dict[tuple[str, str], str]:
+    """Per (problem, method): 'k/n', seeds with at least one converged start out of seeds run."""
+    out = {}
+    for _, r in table.iterrows():
+        m = starts[(starts["problem"] == r["problem"]) & (starts["method"] == r["method"])]
+        ok = m["nllh_final"] <= r["best_known"] + r["threshold"]
+        out[r["problem"], r["method"]] = f"{m[ok]['seed'].nunique()}/{m['seed'].nunique()}"
+    return out
+
+
+def problem_lines(suite, starts, table) -> list[str]:
+    """Per problem: its budget, what it cost over all methods and seeds, where its best known
+    value comes from, and how far the best start got where nothing converged."""
+    stated = suite.best_known
+    lines = [
+        "| problem | budget per method and seed | evaluations | seconds | best known from | best start "
+        "| vs stated |",
+        "|---|---|---:|---:|---|---:|---:|",
     ]
-    return text + (f" (per problem: {'; '.join(own)})" if own else "")
+    none = []
+    for problem in sorted(table["problem"].unique()):
+        rows = table[table["problem"] == problem]
+        entry = next(p for p in suite.problems if p.name == problem)
+        method = suite.methods[0].budget
+        budget = dict(entry.budget)
+        n_starts = int(budget.get("n_starts", method.n_starts))
+        evals = budget.get("max_evals", method.max_evals)
+        secs = budget.get("max_seconds", method.max_seconds)
+        text = f"{n_starts} starts x {evals:g} evals" + (f", <= {secs:g} s" if secs is not None else "")
+        m = starts[starts["problem"] == problem]
+        best = float(rows["best_nllh"].min())
+        published = stated.get(problem)
+        if published is None:
+            origin, gap = "this run (none stated)", "-"
+        else:
+            origin = "stated" if best >= published - BELOW else "this run (below stated)"
+            gap = f"{best - published:+.3f}"
+        lines.append(
+            f"| {problem} | {text} | {int(m['n_fevals'].sum())} | {m['wall_time_s'].sum():.0f} | {origin} "
+            f"| {best:.3f} | {gap} |"
+        )
+        if int(rows["converged"].sum()) == 0:
+            gap = best - rows["best_known"].iloc[0]
+            none.append(f"{problem} (best start {best:.3f}, {gap:+.3f} from the best known)")
+    lines += [
+        "",
+        "No method converged on: "
+        + (", ".join(none) if none else "none (every problem has a converged start)")
+        + ".",
+    ]
+    return lines
 
 
 def section(results: Path, suite_path: Path, readme_dir: Path) -> str:
@@ -63,14 +114,16 @@ def section(results: Path, suite_path: Path, readme_dir: Path) -> str:
         f"Converged: final nllh within {suite.problems[0].threshold:g} of the best known value "
         "(published nominal nllh or the best any method found, whichever is lower).",
         "",
-        "| problem | method | best nllh | best known | converged | evals / conv. | s / conv. "
+        "| problem | method | best nllh | best known | converged | seeds conv. | evals / conv. | s / conv. "
         "| med. evals to thr. | failed integr. | total s |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    seeds_ok = seeds_converged(starts, table)
     for _, r in table.iterrows():
         lines.append(
             f"| {r['problem']} | {r['method']} | {fmt(r['best_nllh'], 3)} | {fmt(r['best_known'], 3)} "
-            f"| {r['converged']}/{r['starts']} | {fmt(r['fevals_per_converged'], 0)} "
+            f"| {r['converged']}/{r['starts']} | {seeds_ok[r['problem'], r['method']]} "
+            f"| {fmt(r['fevals_per_converged'], 0)} "
             f"| {fmt(r['seconds_per_converged'], 1)} | {fmt(r['median_fevals_to_threshold'], 0)} "
             f"| {fmt(r['failed_integrations'], 0)} | {fmt(r['total_seconds'], 1)} |"
         )
@@ -80,6 +133,8 @@ def section(results: Path, suite_path: Path, readme_dir: Path) -> str:
         "Fastest method per problem by seconds per converged start: "
         + (", ".join(f"{r['problem']}: {r['method']}" for _, r in wins.iterrows()) or "none converged")
         + ".",
+        "",
+        *problem_lines(suite, starts, table),
         "",
     ]
     plots = results / "plots"

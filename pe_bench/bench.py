@@ -435,6 +435,10 @@ def run_suite(
     return BenchRun(summarise_suite(suite, out), wall, len(tasks), failed)
 
 
+#: How often a task whose result the client lost (not the task's own error) is resubmitted.
+MAX_RESUBMITS = 2
+
+
 def _run_dask(tasks, writers, options, workers, scheduler, on_task_done) -> list[str]:
     from distributed import Client, LocalCluster, as_completed
 
@@ -445,7 +449,7 @@ def _run_dask(tasks, writers, options, workers, scheduler, on_task_done) -> list
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address=":0",  # a free port: never collides with another cluster's 8787
             env={"JAX_PLATFORMS": "cpu", "OMP_NUM_THREADS": "1"},
         )
         client = Client(cluster)
@@ -455,13 +459,25 @@ def _run_dask(tasks, writers, options, workers, scheduler, on_task_done) -> list
         except OSError as exc:
             raise ProblemSpecError(f"--scheduler {scheduler}: cannot connect ({exc})") from None
     failed = []
+    resubmitted: dict[str, int] = {}
     try:
         futures = {client.submit(run_task, t, options, key=t.key, pure=False, retries=2): t for t in tasks}
-        for fut in as_completed(futures):
-            task = futures[fut]
+        pending = as_completed(futures)
+        for fut in pending:
+            task = futures.pop(fut)
             try:
                 output = fut.result()
-            except Exception as exc:  # a task that failed even after retries
+            except Exception as exc:
+                if fut.status != "error" and resubmitted.get(task.key, 0) < MAX_RESUBMITS:
+                    # Not the task's own error: the client lost the result (a worker died
+                    # between finishing and the gather). Run it again under a new key.
+                    n = resubmitted[task.key] = resubmitted.get(task.key, 0) + 1
+                    again = client.submit(
+                        run_task, task, options, key=f"{task.key}#{n}", pure=False, retries=2
+                    )
+                    futures[again] = task
+                    pending.add(again)
+                    continue
                 failed.append(f"{task.key}: {type(exc).__name__}: {exc}")
                 if on_task_done is not None:
                     on_task_done(task, None, str(exc))

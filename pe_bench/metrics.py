@@ -104,7 +104,7 @@ def time_to_threshold(
     keys = [PROBLEM, METHOD, SEED, START]
     thr = _thresholds(starts[PROBLEM].unique(), thresholds)
     h = history[history[PROBLEM].isin(list(thr))]
-    limit = h[PROBLEM].map(lambda p: reference[p] + thr[p])
+    limit = h[PROBLEM].map(lambda p: reference[p] + thr[p]).astype(float)
     hit = h[h[BEST_NLLH] <= limit].sort_values(N_FEVALS).groupby(keys, as_index=False).first()
     hit = hit.rename(columns={N_FEVALS: "fevals_to_threshold", SECONDS: "seconds_to_threshold"})
     out = starts[keys].merge(hit[[*keys, "fevals_to_threshold", "seconds_to_threshold"]], on=keys, how="left")

@@ -103,6 +103,38 @@ def test_summary_figures_match_hand_computed_values():
     assert worse.loc["A", "converged"] == 0 and math.isinf(worse.loc["A", "fevals_per_converged"])
 
 
+def test_summary_of_a_problem_whose_starts_all_failed_at_their_first_point():
+    # BioPreDyn B4 from Latin-hypercube starts: every start fails before any history row
+    # is written; the summary must say so instead of crashing on the empty history.
+    starts = pd.DataFrame(
+        {
+            "problem": ["P", "P"],
+            "method": ["A", "A"],
+            "seed": [0, 0],
+            "start": [0, 1],
+            "nllh_final": [math.inf, math.inf],
+            "n_fevals": [1, 1],
+            "wall_time_s": [2.0, 3.0],
+            "status": ["failed", "failed"],
+            "n_failed": [1, 1],
+        }
+    )
+    history = pd.DataFrame(
+        {
+            "problem": pd.Series([], dtype="str"),
+            "method": pd.Series([], dtype="str"),
+            "seed": pd.Series([], dtype="int64"),
+            "start": pd.Series([], dtype="int64"),
+            "n_fevals": pd.Series([], dtype="int64"),
+            "seconds": pd.Series([], dtype="float64"),
+            "best_nllh": pd.Series([], dtype="float64"),
+        }
+    )
+    row = summarise(starts, history, stated={"P": 1.0}).iloc[0]
+    assert (row["converged"], row["failed_starts"], row["total_seconds"]) == (0, 2, 5.0)
+    assert math.isinf(row["best_nllh"]) and math.isnan(row["median_fevals_to_threshold"])
+
+
 def test_baseline_check_lists_each_regression():
     summary = pd.DataFrame(
         {
@@ -257,7 +289,7 @@ def test_local_cluster_matches_in_process_and_survives_a_killed_worker(tmp_path)
 
     with (
         LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=":0"
         ) as cluster,
         Client(cluster) as spy,
     ):
