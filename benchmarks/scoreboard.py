@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pe_bench.bench import load_suite
-from pe_bench.metrics import summarise
+from pe_bench.bench import load_suite, method_for
+from pe_bench.metrics import converged, summarise
 from pe_bench.results import load_results, read_metadata
 
 START, END = "<!-- scoreboard:start -->", "<!-- scoreboard:end -->"
@@ -44,12 +44,13 @@ def budget_text(suite, m) -> str:
 
 def seeds_converged(starts, table) -> dict[tuple[str, str], str]:
     """Per (problem, method): 'k/n', seeds with at least one converged start out of seeds run."""
-    out = {}
-    for _, r in table.iterrows():
-        m = starts[(starts["problem"] == r["problem"]) & (starts["method"] == r["method"])]
-        ok = m["nllh_final"] <= r["best_known"] + r["threshold"]
-        out[r["problem"], r["method"]] = f"{m[ok]['seed'].nunique()}/{m['seed'].nunique()}"
-    return out
+    reference = dict(zip(table["problem"], table["best_known"], strict=False))
+    thresholds = dict(zip(table["problem"], table["threshold"], strict=False))
+    frame = starts.assign(_ok=converged(starts, reference, thresholds).to_numpy())
+    return {
+        key: f"{m[m['_ok']]['seed'].nunique()}/{m['seed'].nunique()}"
+        for key, m in frame.groupby(["problem", "method"])
+    }
 
 
 def problem_lines(suite, starts, table) -> list[str]:
@@ -65,12 +66,9 @@ def problem_lines(suite, starts, table) -> list[str]:
     for problem in sorted(table["problem"].unique()):
         rows = table[table["problem"] == problem]
         entry = next(p for p in suite.problems if p.name == problem)
-        method = suite.methods[0].budget
-        budget = dict(entry.budget)
-        n_starts = int(budget.get("n_starts", method.n_starts))
-        evals = budget.get("max_evals", method.max_evals)
-        secs = budget.get("max_seconds", method.max_seconds)
-        text = f"{n_starts} starts x {evals:g} evals" + (f", <= {secs:g} s" if secs is not None else "")
+        b = method_for(entry, suite.methods[0]).budget
+        secs = f", <= {b.max_seconds:g} s" if b.max_seconds is not None else ""
+        text = f"{b.n_starts} starts x {b.max_evals:g} evals{secs}"
         m = starts[starts["problem"] == problem]
         best = float(rows["best_nllh"].min())
         published = stated.get(problem)
