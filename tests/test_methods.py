@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from pe_bench.methods import REGISTRY, Budget, Callbacks
+from pe_bench.methods.base import latin_hypercube
 from pe_bench.objective import Objective
 from pe_bench.problems.registry import resolve
 from pe_bench.results import load_results, read_metadata
@@ -91,6 +92,69 @@ def test_multistart_fides_finds_rosenbrock_minimum_inside_bounds():
     upper = np.array([0.5, 2.0, 2.0])
     res = next(method.run(FunctionObjective(rosenbrock), lower, upper, Budget(1), 0, Callbacks()))
     assert res.x_final[0] <= 0.5 + 1e-12 and res.x_final[0] > 0.49
+
+
+class FailsOnCall(FunctionObjective):
+    """The sphere whose value-and-gradient fails (NaN) on the given calls only."""
+
+    def __init__(self, fn, fail_on):
+        super().__init__(fn)
+        self.fail_on, self.calls = set(fail_on), 0
+
+    def value_and_grad(self, x):
+        self.calls += 1
+        if self.calls in self.fail_on:
+            return math.nan, np.full(len(x), np.nan), 1
+        return super().value_and_grad(x)
+
+
+def test_a_failed_trial_point_does_not_end_a_fides_start():
+    # The first trial step fails. fides tests convergence at rejected trial points too: a
+    # zero gradient handed to it there stopped starts as "converged" (GTOL) at the start
+    # value (Crauste, Elowitz in the first full scoreboard run).
+    objective = FailsOnCall(sphere, fail_on={2})
+    res = next(
+        make_method("multistart").run(objective, np.full(3, -2.0), np.full(3, 2.0), Budget(1), 0, Callbacks())
+    )
+    assert res.n_failed == 1 and objective.calls > 3
+    assert res.status == "converged" and res.nllh_final < 1e-8, (res.nllh_final, res.message)
+    np.testing.assert_allclose(res.x_final, CENTER, atol=1e-4)
+
+
+def half_failing_sphere(x):
+    return jnp.where(x[0] < -0.5, jnp.nan, sphere(x))
+
+
+@pytest.mark.parametrize("name", ["multistart", "cvae"])
+def test_start_points_whose_first_evaluation_fails_are_replaced(name):
+    lower, upper = np.full(3, -2.0), np.full(3, 2.0)
+    options = {"epochs": "20", "samples": "16", "rounds": "1"} if name == "cvae" else {}
+    lhs = latin_hypercube(8, lower, upper, 5)
+    bad = lhs[:, 0] < -0.5
+    assert 2 <= bad.sum() <= 6  # the Latin-hypercube points straddle the failing half
+
+    def run(resample, skip=frozenset()):
+        method = make_method(name, options | {"resample": str(resample)})
+        objective = FunctionObjective(half_failing_sphere)
+        out = method.run(objective, lower, upper, Budget(8), 5, Callbacks(), skip)
+        return {r.start: r for r in out}
+
+    plain, replaced = run(0), run(10)
+    for i in range(8):
+        if bad[i]:  # without replacement the start fails at its Latin-hypercube point
+            assert plain[i].status == "failed" and plain[i].n_fevals == 1
+            r = replaced[i]
+            assert r.x_start[0] >= -0.5 and np.all(r.x_start >= lower) and np.all(r.x_start <= upper)
+            assert math.isfinite(r.nllh_start) and r.n_failed >= 1
+            assert f"replaced {r.n_failed}x" in r.message
+            assert r.nllh_final < 1e-6
+        else:  # a point that evaluates is kept as it is
+            np.testing.assert_array_equal(replaced[i].x_start, np.clip(lhs[i], lower, upper))
+            assert replaced[i].n_failed == 0 and "replaced" not in replaced[i].message
+    # Start i's replacements do not depend on which other starts run (resume, Dask chunks).
+    i = int(np.flatnonzero(bad)[-1])
+    alone = run(10, skip=frozenset(range(8)) - {i})
+    np.testing.assert_array_equal(alone[i].x_start, replaced[i].x_start)
 
 
 def test_target_stops_a_start():

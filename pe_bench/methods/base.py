@@ -117,6 +117,7 @@ class StartTracker:
         self.best = math.inf
         self.best_x: np.ndarray | None = None
         self.first_value: float | None = None  # nllh of the first evaluation (the start point)
+        self.last_value = math.inf  # nllh of the latest evaluation
         self.history: list[tuple[int, float, float]] = []
         #: Fraction of the wall clock charged to this start (starts sharing one batch,
         #: like Adam's, are each charged an equal share, so the seconds budget is fair).
@@ -138,6 +139,8 @@ class StartTracker:
             self.archive.append((xs.copy(), values.copy()))
         if self.first_value is None and len(values):
             self.first_value = float(values[0])
+        if len(values):
+            self.last_value = float(values[-1])
         self.n_fevals += len(values)
         self.n_gevals += n_grad
         finite = np.isfinite(values)

@@ -31,7 +31,7 @@ import optax
 
 from ..objective import Objective
 from .base import Budget, Callbacks, Method, StartResult, StartTracker, latin_hypercube
-from .multistart import local_search
+from .multistart import DEFAULT_RESAMPLE, local_search, resample_rng
 
 
 class _CVAE(eqx.Module):
@@ -101,7 +101,8 @@ class ConditionalVAE(Method):
         latent, width, depth: cVAE latent size, hidden width and number of hidden layers.
         epochs, learning_rate, beta: training (full-batch Adam) and KL weight.
         max_train: most recent evaluated vectors kept for training (the best are kept first).
-        local, tol: local optimiser of every start (as multistart's: fides or scipy).
+        local, tol, resample: local optimiser of every start and replacements of start
+            points whose first evaluation fails (as multistart's).
     """
 
     name = "cvae"
@@ -117,6 +118,7 @@ class ConditionalVAE(Method):
     max_train: int = 4000
     local: str = "fides"
     tol: float = 1e-8
+    resample: int = DEFAULT_RESAMPLE
     round_stats: list = field(default_factory=list, compare=False, hash=False, repr=False)
 
     def run(
@@ -209,8 +211,10 @@ class ConditionalVAE(Method):
                 tracker.n_fevals += int(screen_share[j])
                 tracker.n_failed += int(fail_share[j])
                 tracker.t0 -= overhead / n
-                status, message = local_search(tracker, x0, lower, upper, self.local, self.tol)
+                status, message, first = local_search(
+                    tracker, x0, lower, upper, self.local, self.tol, self.resample, resample_rng(seed, i)
+                )
                 if i in skip:
                     continue
-                yield tracker.result(x0, tracker.first_value, status, message, {"round": r, "label": label})
+                yield tracker.result(first.x, first.value, status, message, {"round": r, "label": label})
             start += n
