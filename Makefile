@@ -14,7 +14,7 @@ SUITE_FLAGS ?= --workers 2
 .DEFAULT_GOAL := help
 .PHONY: help install run test test-fast lint format bench-objective reference-llh \
         bench bench-ci baseline plots scoreboard peers \
-        sbml-suite bench-large bench-linsolve coverage
+        sbml-suite bench-large bench-linsolve bench-batch coverage
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -80,6 +80,9 @@ bench-large: $(STAMP) ## synthetic 100-500-species networks: load / codegen / co
 
 bench-linsolve: $(STAMP) ## Rodas5's linear algebra by size (unrolled inverse, LU, banded LU): the crossover table
 	$(BIN)/python benchmarks/bench_linsolve.py
+
+bench-batch: $(STAMP) ## batched evaluation on the device JAX finds: evals/s by batch size, lanes grouped by cost, lockstep, Adam vs bare step (prints a table)
+	$(BIN)/python benchmarks/bench_batch.py $(BATCH_FLAGS)
 
 PEERS_STAMP := $(VENV)/.peers-installed
 $(PEERS_STAMP): $(STAMP)

@@ -2,20 +2,23 @@
 
 Per problem, on this device:
 
-- ``evals/s`` of ``Objective.batch`` at each batch size (nominal + N(0, 0.1) on the
-  estimation scale, clipped to the bounds; median of ``--repeats`` calls after a warm-up),
-  once with the whole chunk in one vmapped call (``lanes = all``) and once with vmapped
-  calls of at most ``--lanes`` vectors (pe_bench's default);
+- ``evals/s`` of ``Objective.batch`` at each batch size (vectors nominal + N(0, 0.1) on
+  the estimation scale, clipped to the bounds; a warm-up batch, then the median of
+  ``--repeats`` batches, each of new vectors, so that the lane-cost model only predicts
+  vectors it has not seen), in three ways: the whole chunk of a core in one vmapped call,
+  vmapped calls of at most ``--lanes`` vectors in the given order, and those calls with the
+  vectors grouped by predicted cost (pe_bench's default);
 - the spread of solver steps over the lanes of the batch (min / median / max: a vmapped
   adaptive solve costs as many steps as its slowest lane) and the lockstep efficiency
-  ``mean steps / max steps`` of one call of the whole batch;
+  ``sum of the lanes' steps / sum over calls of (max steps x lanes)`` of one call per core,
+  of calls of ``--lanes`` in the given order and grouped;
 - vmapped value-and-gradient of 256 vectors per second;
 - Adam with ``--adam-starts`` starts (on ``--adam-problems``): seconds per iteration of
   the method against the bare vmapped value-and-gradient of the same starts split the
   same way (ratio).
 
     .venv/bin/python benchmarks/bench_batch.py [--problems Boehm_JProteomeRes2014,...]
-        [--sizes 256,4096] [--lanes 64] [--repeats 3]
+        [--sizes 256,4096] [--lanes 64] [--repeats 3] [--adam-problems ...]
 """
 
 from __future__ import annotations
@@ -49,15 +52,24 @@ def vectors(pb, n: int, seed: int = 0) -> np.ndarray:
     return np.clip(pb.x_nominal + rng.normal(0, 0.1, (n, len(pb.x_ids))), lower, upper)
 
 
-def throughput(objective: Objective, xs: np.ndarray, repeats: int) -> float:
-    objective.batch(xs[: min(len(xs), 8)])  # compile
-    objective.batch(xs)
-    times = []
-    for _ in range(repeats):
+def throughput(objective: Objective, sets: list[np.ndarray]) -> float:
+    """Vectors per second: warm up (compile, train the lane-cost model) on ``sets[0]``,
+    then the median over the other sets, one batch each."""
+    objective.batch(sets[0][: min(len(sets[0]), 8)])  # compile
+    objective.batch(sets[0])
+    rates = []
+    for xs in sets[1:]:
         t0 = time.perf_counter()
         objective.batch(xs)
-        times.append(time.perf_counter() - t0)
-    return len(xs) / float(np.median(times))
+        rates.append(len(xs) / (time.perf_counter() - t0))
+    return float(np.median(rates))
+
+
+def efficiency(steps: np.ndarray, lanes: int, order: np.ndarray | None = None) -> float:
+    """Sum of the lanes' steps over what the calls cost in lockstep (max steps x lanes)."""
+    steps = np.asarray(steps if order is None else steps[order], dtype=float)
+    chunks = [steps[i : i + lanes] for i in range(0, len(steps), lanes)]
+    return float(steps.sum() / sum(c.max() * len(c) for c in chunks))
 
 
 def adam_overhead(pb, objective: Objective, starts: int, iterations: int) -> tuple[float, float]:
@@ -104,26 +116,31 @@ def measure(
 ) -> list[dict]:
     pb = resolve(str(SHARED / name) if (SHARED / name).is_dir() else name)
     rows = []
-    whole, bounded = Objective(pb, batch_lanes=0), Objective(pb, batch_lanes=lanes)
+    whole = Objective(pb, batch_lanes=0)
+    given = Objective(pb, batch_lanes=lanes, group_lanes=False)
+    grouped = Objective(pb, batch_lanes=lanes)
     for n in sizes:
-        xs = vectors(pb, n)
+        sets = [vectors(pb, n, seed) for seed in range(1, repeats + 2)]
+        ways = {"whole": whole, "given": given, "grouped": grouped}
+        rates = {way: throughput(obj, sets) for way, obj in ways.items()}
+        xs = vectors(pb, n, 0)
+        order = grouped.lane_order(xs)
         _, _, steps = whole.batch(xs, steps=True)
-        k, _ = whole._chunks(n)
-        per_call = -(-n // k)
-        eff = [
-            float(np.mean(steps[i : i + per_call]) / max(1, np.max(steps[i : i + per_call])))
-            for i in range(0, n, per_call)
-        ]
+        _, per_call = whole._chunks(n)
+        _, call_lanes = grouped._chunks(n)
         rows.append(
             {
                 "problem": name,
                 "batch": n,
-                "evals_per_s_one_call": throughput(whole, xs, repeats),
-                f"evals_per_s_lanes{lanes}": throughput(bounded, xs, repeats),
+                "evals_per_s_one_call": rates["whole"],
+                f"evals_per_s_lanes{lanes}": rates["given"],
+                f"evals_per_s_lanes{lanes}_grouped": rates["grouped"],
                 "steps_min": int(np.min(steps)),
                 "steps_median": float(np.median(steps)),
                 "steps_max": int(np.max(steps)),
-                "lockstep_efficiency": float(np.mean(eff)),
+                "lockstep_eff_one_call": efficiency(steps, per_call),
+                f"lockstep_eff_lanes{lanes}": efficiency(steps, call_lanes),
+                f"lockstep_eff_lanes{lanes}_grouped": efficiency(steps, call_lanes, order),
             }
         )
         print(pd.DataFrame(rows[-1:]).to_string(index=False), flush=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -75,6 +76,53 @@ def _executor(threads: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(threads, thread_name_prefix="pe_bench_batch")
 
 
+class LaneCostModel:
+    """Predicts a vector's solver steps from earlier batches, to group lanes of like cost.
+
+    A vmapped adaptive solve takes as many steps as its slowest lane; vectors of like cost
+    in one call waste less. The model is a ridge regression of log(steps) on ``[1, x]``
+    (estimation scale) over the lanes of earlier batches, older batches down-weighted by
+    ``decay`` per batch, so that it follows an optimiser into new regions. Measured
+    (2026-11-25, 1024 vectors nominal + N(0, 0.1), fit on 512, tested on the other 512):
+    correlation of predicted and actual log steps 0.97 on Fujita_SciSignal2010, 0.94 on
+    Weber_BMC2015; calls of 64 sorted by the prediction cost 1.03x / 1.10x the sum of
+    their lanes' steps, against 1.07x / 1.25x in the given order.
+    """
+
+    def __init__(self, n_par: int, decay: float = 0.5):
+        self.decay = decay
+        self.gram = np.zeros((n_par + 1, n_par + 1))
+        self.moment = np.zeros(n_par + 1)
+        self.weight = 0.0  # effective number of lanes seen
+        self.n_par = n_par
+        self._coef: np.ndarray | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def ready(self) -> bool:
+        """True once it has seen (down-weighted) twice as many lanes as coefficients."""
+        return self.weight >= 2 * (self.n_par + 1)
+
+    def update(self, xs: np.ndarray, steps: np.ndarray) -> None:
+        """Add a batch: vectors (n, n_par) and their solver steps (n,)."""
+        a = np.column_stack([np.ones(len(xs)), xs])
+        y = np.log(np.maximum(np.asarray(steps, dtype=float), 1.0))
+        with self._lock:
+            self.gram = self.decay * self.gram + a.T @ a
+            self.moment = self.decay * self.moment + a.T @ y
+            self.weight = self.decay * self.weight + len(xs)
+            self._coef = None
+
+    def predict(self, xs: np.ndarray) -> np.ndarray:
+        """Predicted log steps of each vector."""
+        with self._lock:
+            if self._coef is None:
+                ridge = 1e-8 * np.trace(self.gram) / len(self.gram) + 1e-12
+                self._coef = np.linalg.solve(self.gram + ridge * np.eye(len(self.gram)), self.moment)
+            coef = self._coef
+        return np.column_stack([np.ones(len(xs)), xs]) @ coef
+
+
 @dataclass
 class Objective:
     """The objective of a problem: nllh of the estimated parameters ``x`` (estimation scale).
@@ -104,6 +152,7 @@ class Objective:
     batch_threads: int = 0
     priors: bool = False
     batch_lanes: int | None = None
+    group_lanes: bool = True
 
     def __post_init__(self):
         if not self.problem.has_data:
@@ -124,8 +173,8 @@ class Objective:
         # Fisher information weight of log(sigma): 2 for normal noise, 1 for laplace.
         self._log_sigma_weight = np.where(self._dist == 1, 1.0, np.sqrt(2.0))
         self._priors = pb.priors if self.priors else None
-        self._batch = jax.jit(jax.vmap(self._nllh_status))
         self._batch_steps = jax.jit(jax.vmap(self._nllh_status_steps))
+        self.lane_costs = LaneCostModel(self.n_par)
         self._simulate = jax.jit(self.simulator)
 
     @property
@@ -259,31 +308,53 @@ class Objective:
         lanes = min(per_chunk, cap) if cap else per_chunk
         return k, lanes
 
+    def lane_order(self, xs) -> np.ndarray | None:
+        """The order :meth:`batch` evaluates ``xs`` in: most expensive predicted first.
+
+        None (the given order) when the batch fits one call, grouping is off or the cost
+        model has not seen enough lanes yet.
+        """
+        xs = np.asarray(xs, dtype=np.float64)
+        _, lanes = self._chunks(len(xs))
+        if not self.group_lanes or len(xs) <= lanes or not self.lane_costs.ready:
+            return None
+        return np.argsort(-self.lane_costs.predict(xs), kind="stable")
+
     def batch(self, xs, steps: bool = False):
         """Nllh and status (and with ``steps`` the solver steps) for each row of ``xs`` (n, n_par).
 
         The rows are split into one chunk per core on CPU (run on threads at once: XLA
         runs one vmapped solve on one core) or one chunk on an accelerator, and each
         chunk into vmapped calls of at most ``batch_lanes`` vectors, all padded to one
-        size with copies of the first row (one compilation serves them all). Bounding the
+        size with copies of the last row (one compilation serves them all). Bounding the
         lanes bounds what the lockstep of a vmapped adaptive solve costs: a call takes
-        as many steps as its slowest lane.
+        as many steps as its slowest lane. When the batch takes several calls, the rows
+        are sorted by their predicted cost (:meth:`lane_order`) so that each call holds
+        lanes of like cost, and the most expensive calls are started first; every batch's
+        step counts train the prediction.
         """
         xs = np.asarray(xs, dtype=np.float64)
         n = xs.shape[0]
         k, lanes = self._chunks(n)
-        fn = self._batch_steps if steps else self._batch
+        order = self.lane_order(xs)
+        work = xs if order is None else xs[order]
         calls = -(-n // lanes)
-        padded = np.concatenate([xs, np.repeat(xs[:1], calls * lanes - n, axis=0)])
+        padded = np.concatenate([work, np.repeat(work[-1:], calls * lanes - n, axis=0)])
         pieces = [jnp.asarray(padded[i * lanes : (i + 1) * lanes]) for i in range(calls)]
+        fn = self._batch_steps
         if k == 1:
             parts = [jax.block_until_ready(fn(c)) for c in pieces]
         else:
             # The k threads take the calls in turn as they come free: a thread whose calls
             # happen to be cheap does not wait for the other's.
             parts = list(_executor(k).map(lambda c: jax.block_until_ready(fn(c)), pieces))
-        outs = tuple(np.concatenate([np.asarray(p[j]) for p in parts])[:n] for j in range(len(parts[0])))
-        return outs
+        outs = [np.concatenate([np.asarray(p[j]) for p in parts])[:n] for j in range(3)]
+        if order is not None:
+            for j, out in enumerate(outs):
+                outs[j] = np.empty_like(out)
+                outs[j][order] = out
+        self.lane_costs.update(xs, outs[2])
+        return tuple(outs) if steps else tuple(outs[:2])
 
     def simulate(self, x) -> dict:
         """States at the output times, observables and sigmas at the measurements (numpy)."""

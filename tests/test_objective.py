@@ -76,9 +76,9 @@ def test_new_parameter_values_do_not_recompile(cortisol):
     cortisol.value(jnp.asarray(x - 0.01))
     assert cortisol._value._cache_size() == 1
     cortisol.batch(np.stack([x, x + 0.1]))
-    compiled = cortisol._batch._cache_size()
+    compiled = cortisol._batch_steps._cache_size()
     cortisol.batch(np.stack([x, x - 0.1]))
-    assert cortisol._batch._cache_size() == compiled  # same batch shape: no new compilation
+    assert cortisol._batch_steps._cache_size() == compiled  # same batch shape: no new compilation
 
 
 def test_bounded_lanes_and_steps_equal_one_call(cortisol):
@@ -96,3 +96,38 @@ def test_bounded_lanes_and_steps_equal_one_call(cortisol):
     np.testing.assert_array_equal(steps2, steps)
     assert steps.dtype.kind == "i" and (steps > 10).all()
     assert len(set(steps.tolist())) > 1  # different vectors, different step counts
+
+
+def test_lanes_grouped_by_predicted_cost_give_the_same_results(cortisol):
+    from pe_bench.objective import Objective
+
+    rng = np.random.default_rng(4)
+    lo, hi = cortisol.problem.bounds
+    reference = Objective(cortisol.problem, batch_lanes=0, batch_threads=1)  # one call, given order
+    grouped = Objective(cortisol.problem, batch_lanes=4, batch_threads=2)
+    for _ in range(3):  # the first batches train the cost model; the later ones are reordered
+        xs = np.clip(cortisol.problem.x_true + rng.normal(0, 0.3, (13, cortisol.n_par)), lo, hi)
+        v, s, steps = grouped.batch(xs, steps=True)
+        v_ref, s_ref, steps_ref = reference.batch(xs, steps=True)
+        np.testing.assert_allclose(v, v_ref, rtol=1e-12)
+        np.testing.assert_array_equal(s, s_ref)
+        np.testing.assert_array_equal(steps, steps_ref)
+    order = grouped.lane_order(xs)
+    assert order is not None and sorted(order.tolist()) == list(range(13))
+    predicted = grouped.lane_costs.predict(xs[order])
+    assert np.all(np.diff(predicted) <= 0)  # most expensive first
+    assert reference.lane_order(xs) is None  # one call: nothing to group
+
+
+def test_lane_cost_model_recovers_a_log_linear_cost():
+    from pe_bench.objective import LaneCostModel
+
+    rng = np.random.default_rng(0)
+    model = LaneCostModel(3)
+    assert not model.ready
+    for _ in range(3):
+        xs = rng.uniform(-2, 2, (40, 3))
+        model.update(xs, np.exp(5.0 + 0.7 * xs[:, 0] - 0.2 * xs[:, 2]))
+    assert model.ready
+    xs = rng.uniform(-2, 2, (10, 3))
+    np.testing.assert_allclose(model.predict(xs), 5.0 + 0.7 * xs[:, 0] - 0.2 * xs[:, 2], atol=1e-6)
