@@ -69,6 +69,9 @@ def problem_lines(suite, starts, table) -> list[str]:
         b = method_for(entry, suite.methods[0]).budget
         secs = f", <= {b.max_seconds:g} s" if b.max_seconds is not None else ""
         text = f"{b.n_starts} starts x {b.max_evals:g} evals{secs}"
+        if entry.solver:
+            text += "; solver " + ", ".join(f"{k} = {v:g}" if not isinstance(v, str) else f"{k} = {v}"
+                                            for k, v in entry.solver)  # fmt: skip
         m = starts[starts["problem"] == problem]
         best = float(rows["best_nllh"].min())
         published = stated.get(problem)

@@ -63,7 +63,16 @@ _SUITE_KEYS = {
     "problems",
     "methods",
 }
-_PROBLEM_KEYS = {"source", "best_known", "threshold", "priors", "starts", "max_evals", "max_seconds"}
+_PROBLEM_KEYS = {
+    "source",
+    "best_known",
+    "threshold",
+    "priors",
+    "starts",
+    "max_evals",
+    "max_seconds",
+    "solver",
+}
 _METHOD_KEYS = {"name", "options", "starts", "max_evals", "max_seconds"}
 
 
@@ -78,6 +87,14 @@ class ProblemEntry:
     priors: bool = False
     #: Budget overrides for this problem (every method): ((field of Budget, value), ...).
     budget: tuple[tuple[str, float], ...] = ()
+    #: Solver settings for this problem: ((field of SolverOptions, value), ...), applied
+    #: over the run's options (a step budget or tolerances that suit this model).
+    solver: tuple[tuple[str, object], ...] = ()
+
+    def options(self, base: SolverOptions | None = None) -> SolverOptions:
+        """The solver settings this problem runs with: ``base`` with its own overrides."""
+        base = base or SolverOptions()
+        return dataclasses.replace(base, **dict(self.solver)) if self.solver else base
 
 
 @dataclass(frozen=True)
@@ -212,6 +229,7 @@ def load_suite(path: Path) -> Suite:
                 threshold=_number(entry.get("threshold", threshold), f"{where}.threshold", float, 0),
                 priors=use_priors,
                 budget=_problem_budget(entry, where),
+                solver=_problem_solver(entry, where),
             )
         )
 
@@ -260,6 +278,30 @@ def _problem_budget(entry: dict, where: str) -> tuple[tuple[str, float], ...]:
     ):
         if key in entry:
             out.append((field_name, _number(entry[key], f"{where}.{key}", kind, low)))
+    return tuple(out)
+
+
+def _problem_solver(entry: dict, where: str) -> tuple[tuple[str, object], ...]:
+    """A problem's ``solver = { key = value, ... }`` table, checked against SolverOptions."""
+    table = entry.get("solver", {})
+    if not isinstance(table, dict):
+        raise ProblemSpecError(f"{where}.solver: expected a table of SolverOptions settings")
+    fields = {f.name: f for f in dataclasses.fields(SolverOptions)}
+    _unknown(table, set(fields), f"{where}.solver")
+    out = []
+    for key, value in sorted(table.items()):
+        default = getattr(SolverOptions(), key)
+        if isinstance(default, str):
+            if not isinstance(value, str):
+                raise ProblemSpecError(f"{where}.solver.{key}: expected a string, got {value!r}")
+        else:
+            kind = int if isinstance(default, int) else float
+            value = _number(value, f"{where}.solver.{key}", kind, 1 if kind is int else 0)
+        out.append((key, value))
+    try:
+        SolverOptions(**dict(out))
+    except ValueError as exc:
+        raise ProblemSpecError(f"{where}.solver: {exc}") from None
     return tuple(out)
 
 
@@ -338,7 +380,7 @@ def _objective(source: str, options: SolverOptions, priors: bool = False):
 def iter_task(task: Task, options: SolverOptions | None = None) -> Iterator[tuple[StartResult, dict | None]]:
     """Run a task here, yielding (result, extra metadata) as each start finishes."""
     configure_jax()
-    problem, objective = _objective(task.problem.source, options or SolverOptions(), task.problem.priors)
+    problem, objective = _objective(task.problem.source, task.problem.options(options), task.problem.priors)
     method = make_method(task.method.name, dict(task.method.options))
     lower, upper = problem.bounds
     skip = frozenset(range(task.method.budget.n_starts)) - set(task.starts)
@@ -378,7 +420,8 @@ class _Writers:
         if key not in self.writers:
             problem = _problem(task.problem.source)
             method = make_method(task.method.name, dict(task.method.options))
-            meta = run_metadata(problem, method, task.method.budget, self.options, priors=task.problem.priors)
+            options = task.problem.options(self.options)
+            meta = run_metadata(problem, method, task.method.budget, options, priors=task.problem.priors)
             meta["suite"] = {"name": self.suite.name, "file": str(self.suite.path)}
             self.writers[key] = RunWriter(self.out, *key, meta, resume=True)
         self.writers[key].add(res, extra)

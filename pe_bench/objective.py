@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .problems.base import NOISE_DISTRIBUTIONS, TRANSFORMATIONS, Problem
+from .runtime import sync_cpu_dispatch
 from .simulate import (
     STATUS_INTEGRATION_FAILED,
     STATUS_NONFINITE,
@@ -155,6 +156,7 @@ class Objective:
     group_lanes: bool = True
 
     def __post_init__(self):
+        sync_cpu_dispatch()  # concurrent batch calls deadlock under asynchronous dispatch
         if not self.problem.has_data:
             raise ValueError("problem has no measurements; it can be simulated, not fitted")
         self.options = self.options.resolved(len(self.problem.x_ids), self.problem.rodas5_only)

@@ -5,7 +5,8 @@
   problem loads the compiled objective from disk instead of compiling it again. The
   folder is ``$PE_BENCH_JAX_CACHE`` (default ``~/.cache/pe_bench/jax``); set the variable
   to an empty string to switch the cache off;
-- the device (``--device cpu|gpu``, ``$PE_BENCH_DEVICE``; default: what JAX finds).
+- the device (``--device cpu|gpu``, ``$PE_BENCH_DEVICE``; default: what JAX finds);
+- synchronous dispatch on the CPU (:func:`sync_cpu_dispatch`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,24 @@ def jax_cache_dir() -> Path | None:
 DEVICES = ("cpu", "gpu")
 
 
+def sync_cpu_dispatch() -> None:
+    """Run CPU computations on the thread that launches them (no asynchronous dispatch).
+
+    ``Objective.batch`` and Adam run one vmapped computation per core, each launched from
+    its own thread and waited for at once. With JAX's asynchronous CPU dispatch (jax
+    0.10.2), such concurrent computations that contain LAPACK calls (dense LU in Rodas5
+    above 24 states, lineax's LU in diffrax Kvaerno5) deadlock: BioPreDyn B4's batch of 20
+    vectors on two threads hung with every thread waiting and no CPU in use, every time
+    in four tries; with synchronous dispatch it took 31 s. Asynchronous dispatch buys
+    nothing here (each thread waits for its result at once). The setting is read when
+    JAX creates its CPU client, so this must run before the first computation; it is
+    called by :func:`configure_jax` and by ``Objective``.
+    """
+    import jax
+
+    jax.config.update("jax_cpu_enable_async_dispatch", False)
+
+
 def configure_jax(device: str | None = None) -> None:
     """Enable float64, the persistent compilation cache and the device (idempotent).
 
@@ -42,6 +61,7 @@ def configure_jax(device: str | None = None) -> None:
 
     from .errors import ProblemSpecError
 
+    sync_cpu_dispatch()  # before anything creates JAX's CPU client
     device = device or os.environ.get("PE_BENCH_DEVICE") or None
     if device is not None:
         if device not in DEVICES:

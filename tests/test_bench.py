@@ -341,3 +341,41 @@ def test_per_problem_budget_overrides_every_method(tmp_path):
     )
     result = runner.invoke(app, ["bench", str(bad), "--out", str(tmp_path / "o2")])
     assert result.exit_code == 2 and "starts" in result.stderr
+
+
+def test_per_problem_solver_settings_reach_the_objective_and_the_metadata(tmp_path):
+    # cortisol's solve takes tens of Rodas5 steps: a budget of 3 steps fails every evaluation,
+    # which only happens if the suite's setting reaches the objective the task runs.
+    body = SMALL.replace('source = "cortisol"', 'source = "cortisol"\n    solver = { max_steps = 3 }')
+    body = body.replace("starts = 4", "starts = 1").replace("max_evals = 40", "max_evals = 3")
+    suite = load_suite(write_suite(tmp_path, body))
+    assert suite.problems[0].solver == (("max_steps", 3),)
+    assert suite.problems[0].options().max_steps == 3
+    run_suite(suite, tmp_path / "out")
+    starts, _ = load_results(tmp_path / "out")
+    assert (starts["status"] == "failed").all() and np.isinf(starts["nllh_final"]).all()
+    import pyarrow.parquet as pq
+
+    meta = json.loads(
+        pq.read_schema(tmp_path / "out/cortisol/multistart/seed3.starts.parquet").metadata[b"pe_bench"]
+    )
+    assert meta["solver"]["max_steps"] == 3 and meta["solver"]["rtol"] == 1e-10
+
+
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        ("{ steps = 3 }", "solver: unknown key(s) steps"),
+        ("{ max_steps = 0 }", "solver.max_steps: must be >= 1"),
+        ("{ rtol = 'tight' }", "solver.rtol: expected a number"),
+        ("{ solver = 'euler' }", "solver: solver must be one of"),
+        ("3", "solver: expected a table"),
+    ],
+)
+def test_bad_per_problem_solver_settings(tmp_path, table, message):
+    body = SMALL.replace('source = "cortisol"', f'source = "cortisol"\n    solver = {table}')
+    path = write_suite(tmp_path, body)
+    result = runner.invoke(app, ["bench", str(path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()

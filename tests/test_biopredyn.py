@@ -8,7 +8,11 @@ weighted least squares ``J = sum(((sim - data) * Q)^2)``.
 """
 
 import math
+import os
 import re
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -138,3 +142,33 @@ def test_import_command_writes_a_loadable_problem(tmp_path):
     )
     assert result.exit_code == 2 and "unknown BioPreDyn problem 'B9'" in result.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_b4_batch_on_two_threads_finishes(tmp_path):
+    # Rodas5 on B4's 35 states factorises with LAPACK (dense LU); two such vmapped
+    # computations launched from two threads deadlocked under JAX's asynchronous CPU
+    # dispatch (every thread waiting, no CPU in use). A subprocess with a time limit, so
+    # that a deadlock fails this test instead of hanging the run.
+    script = tmp_path / "batch.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            from pe_bench.methods.base import latin_hypercube
+            from pe_bench.objective import Objective
+            from pe_bench.problems.petab_io import load_petab
+            from pe_bench.problems.biopredyn import write_petab
+            from pe_bench.simulate import SolverOptions
+            import jax
+            jax.config.update("jax_enable_x64", True)
+            pb = load_petab(write_petab({str(RAW)!r}, "B4", {str(tmp_path / "B4")!r}))
+            options = SolverOptions(sensitivity="forward", max_steps=2000)
+            objective = Objective(pb, options=options, batch_threads=2, batch_lanes=0)
+            values, status = objective.batch(latin_hypercube(20, *pb.bounds, 0))
+            print("ok", len(values), int((status == 0).sum()))
+            """
+        )
+    )
+    env = dict(os.environ, PE_BENCH_JAX_CACHE="")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[:2] == ["ok", "20"], out.stdout

@@ -47,6 +47,11 @@ def _quiet_pyswarms():
 DEFAULT_MAX_EVALS = 3000
 
 
+#: What pyswarms sees for a particle whose evaluation failed: finite, above any real nllh,
+#: and small enough that pyswarms' sums over a swarm do not overflow.
+FAILED_COST = 1e300
+
+
 @dataclass(frozen=True)
 class ParticleSwarm(Method):
     """Global-best particle swarm (pyswarms), whole swarm evaluated in one batch.
@@ -105,7 +110,10 @@ class ParticleSwarm(Method):
                     values = tracker.batch(xs)
                     if not first:
                         first.append((np.array(xs[np.argmin(values)]), float(np.min(values))))
-                    return values
+                    # pyswarms keeps a best position only for a cost below +inf: a swarm
+                    # whose particles all failed would have none and crash. A failed
+                    # particle costs FAILED_COST instead (recorded as +inf above).
+                    return np.where(np.isfinite(values), values, FAILED_COST)
 
                 status, message = MAX_EVALS, f"{iterations} iterations"
                 try:
