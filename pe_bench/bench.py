@@ -281,6 +281,22 @@ def _problem_budget(entry: dict, where: str) -> tuple[tuple[str, float], ...]:
     return tuple(out)
 
 
+def select_problems(suite: Suite, names: list[str]) -> Suite:
+    """The suite restricted to the named problems (same methods, seeds and budgets).
+
+    Raises:
+        ProblemSpecError: a name that is not one of the suite's problems, or no name.
+    """
+    known = [p.name for p in suite.problems]
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise ProblemSpecError(
+            f"{suite.path}: --problems: not in the suite: {', '.join(unknown) or '(none given)'} "
+            f"(its problems: {', '.join(known)})"
+        )
+    return dataclasses.replace(suite, problems=tuple(p for p in suite.problems if p.name in names))
+
+
 def _problem_solver(entry: dict, where: str) -> tuple[tuple[str, object], ...]:
     """A problem's ``solver = { key = value, ... }`` table, checked against SolverOptions."""
     table = entry.get("solver", {})

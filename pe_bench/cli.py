@@ -332,6 +332,10 @@ def bench(
     update_baseline: Annotated[
         bool, typer.Option("--update-baseline", help="rewrite the --check file from this run")
     ] = False,
+    problems: Annotated[
+        str | None,
+        typer.Option("--problems", help="run only these problems of the suite (names, comma-separated)"),
+    ] = None,
 ) -> None:
     """Run a benchmark suite (problems x methods x seeds), print its summary, check a baseline."""
     from .bench import (
@@ -340,12 +344,17 @@ def bench(
         load_suite,
         read_baseline,
         run_suite,
+        select_problems,
         write_baseline,
     )
 
     if update_baseline and check is None:
         raise PeBenchError("--update-baseline needs --check FILE (the baseline to write)")
+    if problems is not None and check is not None:
+        raise PeBenchError("--problems runs part of a suite; a baseline --check needs all of it")
     s = load_suite(suite)
+    if problems is not None:
+        s = select_problems(s, [p.strip() for p in problems.split(",") if p.strip()])
     baseline = read_baseline(check) if check is not None and not update_baseline else None
     out = out or Path("results/bench") / s.name
 

@@ -379,3 +379,18 @@ def test_bad_per_problem_solver_settings(tmp_path, table, message):
     assert result.exit_code == 2, result.output
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_problems_option_runs_part_of_a_suite(tmp_path):
+    from pe_bench.bench import select_problems
+
+    body = SMALL + '\n    [[problems]]\n    source = "../../shared/benchmark-models/Boehm_JProteomeRes2014"\n'
+    body = body.replace("../../shared", str(SHARED.parent))
+    suite = load_suite(write_suite(tmp_path, body))
+    part = select_problems(suite, ["cortisol"])
+    assert [p.name for p in part.problems] == ["cortisol"] and part.methods == suite.methods
+    assert {t.problem.name for t in plan(part, tmp_path / "out", resume=False)} == {"cortisol"}
+    args = ["bench", str(suite.path), "--problems", "Fujita", "--out", str(tmp_path / "o")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "not in the suite: Fujita" in result.stderr
+    assert not (tmp_path / "o").exists()
