@@ -48,7 +48,7 @@ from .metrics import THRESHOLD, summarise
 from .problems.registry import builtin_names, resolve
 from .results import METHOD, PROBLEM, RunWriter, load_results, run_paths
 from .runner import make_method, method_extra_metadata, run_metadata
-from .runtime import configure_jax
+from .runtime import THREADS_ENV, configure_jax
 from .simulate import SolverOptions
 
 _SUITE_KEYS = {
@@ -509,7 +509,15 @@ def _run_dask(tasks, writers, options, workers, scheduler, on_task_done) -> list
             processes=True,
             host="127.0.0.1",
             dashboard_address=":0",  # a free port: never collides with another cluster's 8787
-            env={"JAX_PLATFORMS": "cpu", "OMP_NUM_THREADS": "1"},
+            env={
+                "JAX_PLATFORMS": "cpu",
+                "OMP_NUM_THREADS": "1",
+                # The workers share the cores: each runs its batches on cores / workers
+                # threads (one on this 2-core machine with 2 workers). Two concurrent
+                # batch threads per worker also hung BioPreDyn B4's PSO in the worker
+                # processes (every thread waiting, no CPU), synchronous dispatch or not.
+                THREADS_ENV: str(max(1, (os.cpu_count() or 1) // workers)),
+            },
         )
         client = Client(cluster)
     else:

@@ -14,7 +14,6 @@ for log10, so that every value is a density of the untransformed measurement.
 from __future__ import annotations
 
 import functools
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .problems.base import NOISE_DISTRIBUTIONS, TRANSFORMATIONS, Problem
-from .runtime import sync_cpu_dispatch
+from .runtime import compute_threads, sync_cpu_dispatch
 from .simulate import (
     STATUS_INTEGRATION_FAILED,
     STATUS_NONFINITE,
@@ -136,8 +135,8 @@ class Objective:
       as ``options.sensitivity`` says; ``"auto"`` is decided here from the parameter count)
     * ``batch(X) -> (nllh[n], status[n])`` (vmap over parameter vectors; the rows are
       split into ``batch_threads`` equal chunks run on that many threads at once, 0 =
-      one per core on CPU, where XLA runs one vmapped solve on one core, and one on an
-      accelerator; each chunk in vmapped calls of at most ``batch_lanes`` vectors, 0 =
+      ``runtime.compute_threads()`` on CPU (every core, or ``$PE_BENCH_THREADS``), where
+      XLA runs one vmapped solve on one core, and one on an accelerator; each chunk in vmapped calls of at most ``batch_lanes`` vectors, 0 =
       no limit, None = :data:`CPU_BATCH_LANES` on CPU and no limit on an accelerator)
 
     A failed integration or a non-finite likelihood gives ``nllh = +inf`` and a non-zero
@@ -299,7 +298,7 @@ class Objective:
         if self.batch_threads:
             k = self.batch_threads
         elif jax.default_backend() == "cpu":
-            k = os.cpu_count() or 1  # XLA runs one vmapped solve on one core
+            k = compute_threads()  # XLA runs one vmapped solve on one core
         else:
             k = 1  # an accelerator runs the whole batch at once
         k = max(1, min(k, n))

@@ -6,7 +6,8 @@
   folder is ``$PE_BENCH_JAX_CACHE`` (default ``~/.cache/pe_bench/jax``); set the variable
   to an empty string to switch the cache off;
 - the device (``--device cpu|gpu``, ``$PE_BENCH_DEVICE``; default: what JAX finds);
-- synchronous dispatch on the CPU (:func:`sync_cpu_dispatch`).
+- synchronous dispatch on the CPU (:func:`sync_cpu_dispatch`);
+- how many threads a process runs batched computations on (:func:`compute_threads`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,22 @@ def jax_cache_dir() -> Path | None:
 
 
 DEVICES = ("cpu", "gpu")
+
+#: Threads a process runs its batched CPU computations on (``Objective.batch``, Adam's
+#: chunks); default: every core. ``pebench bench --workers N`` sets it to cores / N in
+#: its worker processes, so that N workers share the cores instead of each taking all.
+THREADS_ENV = "PE_BENCH_THREADS"
+
+
+def compute_threads() -> int:
+    """``$PE_BENCH_THREADS`` when set (at least 1), else the number of cores."""
+    raw = os.environ.get(THREADS_ENV, "").strip()
+    if raw:
+        try:
+            return max(1, int(raw))
+        except ValueError:
+            pass
+    return os.cpu_count() or 1
 
 
 def sync_cpu_dispatch() -> None:

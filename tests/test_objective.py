@@ -98,6 +98,24 @@ def test_bounded_lanes_and_steps_equal_one_call(cortisol):
     assert len(set(steps.tolist())) > 1  # different vectors, different step counts
 
 
+def test_batch_threads_follow_pe_bench_threads(cortisol, monkeypatch):
+    """`pebench bench --workers N` gives each worker cores / N batch threads."""
+    import jax
+
+    from pe_bench.objective import Objective
+    from pe_bench.runtime import THREADS_ENV, compute_threads
+
+    monkeypatch.setenv(THREADS_ENV, "1")
+    assert compute_threads() == 1
+    if jax.default_backend() == "cpu":
+        assert Objective(cortisol.problem, batch_lanes=0)._chunks(10) == (1, 10)
+    monkeypatch.setenv(THREADS_ENV, "3")
+    assert compute_threads() == 3
+    monkeypatch.setenv(THREADS_ENV, "not a number")
+    monkeypatch.setattr("os.cpu_count", lambda: 5)
+    assert compute_threads() == 5
+
+
 def test_lanes_grouped_by_predicted_cost_give_the_same_results(cortisol):
     from pe_bench.objective import Objective
 

@@ -21,7 +21,6 @@ its own thread (XLA runs one vmapped computation on one core).
 from __future__ import annotations
 
 import functools
-import os
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +32,7 @@ import numpy as np
 import optax
 
 from ..objective import Objective
+from ..runtime import compute_threads
 from .base import (
     CONVERGED,
     FAILED,
@@ -86,7 +86,7 @@ class Adam(Method):
             return max(1, min(self.chunks, n))
         if jax.default_backend() != "cpu":
             return 1
-        return max(1, min(os.cpu_count() or 1, n))
+        return max(1, min(compute_threads(), n))
 
     def run(
         self,
