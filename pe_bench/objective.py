@@ -136,8 +136,9 @@ class Objective:
     * ``batch(X) -> (nllh[n], status[n])`` (vmap over parameter vectors; the rows are
       split into ``batch_threads`` equal chunks run on that many threads at once, 0 =
       ``runtime.compute_threads()`` on CPU (every core, or ``$PE_BENCH_THREADS``), where
-      XLA runs one vmapped solve on one core, and one on an accelerator; each chunk in vmapped calls of at most ``batch_lanes`` vectors, 0 =
-      no limit, None = :data:`CPU_BATCH_LANES` on CPU and no limit on an accelerator)
+      XLA runs one vmapped solve on one core, and one on an accelerator; each chunk in
+      vmapped calls of at most ``batch_lanes`` vectors, 0 = no limit, None =
+      :data:`CPU_BATCH_LANES` on CPU and no limit on an accelerator)
 
     A failed integration or a non-finite likelihood gives ``nllh = +inf`` and a non-zero
     status (see ``simulate.STATUS_NAMES``); nothing raises inside a batch.

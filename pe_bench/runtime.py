@@ -46,21 +46,36 @@ def compute_threads() -> int:
     return os.cpu_count() or 1
 
 
+#: XLA flag that runs each CPU computation's intra-op work on its own thread instead of
+#: XLA's Eigen thread pool (see :func:`sync_cpu_dispatch`).
+SINGLE_THREAD_EIGEN = "--xla_cpu_multi_thread_eigen=false"
+
+
 def sync_cpu_dispatch() -> None:
-    """Run CPU computations on the thread that launches them (no asynchronous dispatch).
+    """Run CPU computations on the thread that launches them, without XLA's Eigen pool.
 
     ``Objective.batch`` and Adam run one vmapped computation per core, each launched from
     its own thread and waited for at once. With JAX's asynchronous CPU dispatch (jax
     0.10.2), such concurrent computations that contain LAPACK calls (dense LU in Rodas5
     above 24 states, lineax's LU in diffrax Kvaerno5) deadlock: BioPreDyn B4's batch of 20
     vectors on two threads hung with every thread waiting and no CPU in use, every time
-    in four tries; with synchronous dispatch it took 31 s. Asynchronous dispatch buys
-    nothing here (each thread waits for its result at once). The setting is read when
-    JAX creates its CPU client, so this must run before the first computation; it is
-    called by :func:`configure_jax` and by ``Objective``.
+    in four tries; with synchronous dispatch it took 31 s. Synchronous dispatch alone was
+    not enough: B4's PSO hung again in a benchmark worker, each launching thread blocked
+    in ``CpuPjRtRawLoadedExecutable::Execute`` and every thread of XLA's intra-op Eigen
+    pool waiting for work (the wedge PyAutoFit traced to the same pool and avoided with
+    ``--xla_cpu_multi_thread_eigen=false``, PyAutoLabs/PyAutoFit#1528). So the Eigen pool
+    is switched off too (:data:`SINGLE_THREAD_EIGEN` in ``XLA_FLAGS``): pe_bench's
+    parallelism is its own threads, one vmapped solve per core, and a solve's small
+    matrices gain nothing from the pool. Both settings are read when JAX creates its CPU
+    client, so this must run before the first computation; it is called by
+    :func:`configure_jax` and by ``Objective``, and the flag travels to worker processes
+    through the environment.
     """
     import jax
 
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_cpu_multi_thread_eigen" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} {SINGLE_THREAD_EIGEN}".strip()
     jax.config.update("jax_cpu_enable_async_dispatch", False)
 
 
