@@ -297,6 +297,22 @@ def select_problems(suite: Suite, names: list[str]) -> Suite:
     return dataclasses.replace(suite, problems=tuple(p for p in suite.problems if p.name in names))
 
 
+def select_methods(suite: Suite, names: list[str]) -> Suite:
+    """The suite restricted to the named methods (same problems, seeds and budgets).
+
+    Raises:
+        ProblemSpecError: a name that is not one of the suite's methods, or no name.
+    """
+    known = [m.name for m in suite.methods]
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise ProblemSpecError(
+            f"{suite.path}: --methods: not in the suite: {', '.join(unknown) or '(none given)'} "
+            f"(its methods: {', '.join(known)})"
+        )
+    return dataclasses.replace(suite, methods=tuple(m for m in suite.methods if m.name in names))
+
+
 def _problem_solver(entry: dict, where: str) -> tuple[tuple[str, object], ...]:
     """A problem's ``solver = { key = value, ... }`` table, checked against SolverOptions."""
     table = entry.get("solver", {})

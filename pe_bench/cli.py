@@ -336,6 +336,10 @@ def bench(
         str | None,
         typer.Option("--problems", help="run only these problems of the suite (names, comma-separated)"),
     ] = None,
+    methods: Annotated[
+        str | None,
+        typer.Option("--methods", help="run only these methods of the suite (names, comma-separated)"),
+    ] = None,
 ) -> None:
     """Run a benchmark suite (problems x methods x seeds), print its summary, check a baseline."""
     from .bench import (
@@ -344,17 +348,20 @@ def bench(
         load_suite,
         read_baseline,
         run_suite,
+        select_methods,
         select_problems,
         write_baseline,
     )
 
     if update_baseline and check is None:
         raise PeBenchError("--update-baseline needs --check FILE (the baseline to write)")
-    if problems is not None and check is not None:
-        raise PeBenchError("--problems runs part of a suite; a baseline --check needs all of it")
+    if (problems is not None or methods is not None) and check is not None:
+        raise PeBenchError("--problems / --methods run part of a suite; a baseline --check needs all of it")
     s = load_suite(suite)
     if problems is not None:
         s = select_problems(s, [p.strip() for p in problems.split(",") if p.strip()])
+    if methods is not None:
+        s = select_methods(s, [m.strip() for m in methods.split(",") if m.strip()])
     baseline = read_baseline(check) if check is not None and not update_baseline else None
     out = out or Path("results/bench") / s.name
 

@@ -382,7 +382,7 @@ def test_bad_per_problem_solver_settings(tmp_path, table, message):
 
 
 def test_problems_option_runs_part_of_a_suite(tmp_path):
-    from pe_bench.bench import select_problems
+    from pe_bench.bench import select_methods, select_problems
 
     body = SMALL + '\n    [[problems]]\n    source = "../../shared/benchmark-models/Boehm_JProteomeRes2014"\n'
     body = body.replace("../../shared", str(SHARED.parent))
@@ -393,4 +393,11 @@ def test_problems_option_runs_part_of_a_suite(tmp_path):
     args = ["bench", str(suite.path), "--problems", "Fujita", "--out", str(tmp_path / "o")]
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and "not in the suite: Fujita" in result.stderr
+    assert not (tmp_path / "o").exists()
+    some = select_methods(part, [suite.methods[-1].name])
+    assert [m.name for m in some.methods] == [suite.methods[-1].name]
+    assert {t.method.name for t in plan(some, tmp_path / "out", resume=False)} == {suite.methods[-1].name}
+    args = ["bench", str(suite.path), "--methods", "simplex", "--out", str(tmp_path / "o")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "--methods: not in the suite: simplex" in result.stderr
     assert not (tmp_path / "o").exists()
