@@ -281,20 +281,26 @@ def _problem_budget(entry: dict, where: str) -> tuple[tuple[str, float], ...]:
     return tuple(out)
 
 
+def _select(suite: Suite, kind: str, names: list[str]) -> Suite:
+    """The suite with only the named entries of ``kind`` ("problems" or "methods")."""
+    entries = getattr(suite, kind)
+    known = [e.name for e in entries]
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise ProblemSpecError(
+            f"{suite.path}: --{kind}: not in the suite: {', '.join(unknown) or '(none given)'} "
+            f"(its {kind}: {', '.join(known)})"
+        )
+    return dataclasses.replace(suite, **{kind: tuple(e for e in entries if e.name in names)})
+
+
 def select_problems(suite: Suite, names: list[str]) -> Suite:
     """The suite restricted to the named problems (same methods, seeds and budgets).
 
     Raises:
         ProblemSpecError: a name that is not one of the suite's problems, or no name.
     """
-    known = [p.name for p in suite.problems]
-    unknown = [n for n in names if n not in known]
-    if unknown or not names:
-        raise ProblemSpecError(
-            f"{suite.path}: --problems: not in the suite: {', '.join(unknown) or '(none given)'} "
-            f"(its problems: {', '.join(known)})"
-        )
-    return dataclasses.replace(suite, problems=tuple(p for p in suite.problems if p.name in names))
+    return _select(suite, "problems", names)
 
 
 def select_methods(suite: Suite, names: list[str]) -> Suite:
@@ -303,14 +309,7 @@ def select_methods(suite: Suite, names: list[str]) -> Suite:
     Raises:
         ProblemSpecError: a name that is not one of the suite's methods, or no name.
     """
-    known = [m.name for m in suite.methods]
-    unknown = [n for n in names if n not in known]
-    if unknown or not names:
-        raise ProblemSpecError(
-            f"{suite.path}: --methods: not in the suite: {', '.join(unknown) or '(none given)'} "
-            f"(its methods: {', '.join(known)})"
-        )
-    return dataclasses.replace(suite, methods=tuple(m for m in suite.methods if m.name in names))
+    return _select(suite, "methods", names)
 
 
 def _problem_solver(entry: dict, where: str) -> tuple[tuple[str, object], ...]:
