@@ -528,9 +528,8 @@ def _run_dask(tasks, writers, options, workers, scheduler, on_task_done) -> list
                 "JAX_PLATFORMS": "cpu",
                 "OMP_NUM_THREADS": "1",
                 # The workers share the cores: each runs its batches on cores / workers
-                # threads (one on this 2-core machine with 2 workers). Two concurrent
-                # batch threads per worker also hung BioPreDyn B4's PSO in the worker
-                # processes (every thread waiting, no CPU), synchronous dispatch or not.
+                # threads (one on this 2-core machine with 2 workers) instead of each
+                # taking every core (runtime.compute_threads).
                 THREADS_ENV: str(max(1, (os.cpu_count() or 1) // workers)),
             },
         )
