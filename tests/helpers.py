@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from pe_bench.objective import Objective
@@ -31,3 +32,13 @@ def yaml_of(problem_id: str) -> Path:
 def shared_objective(problem_id: str) -> Objective:
     """One Objective per shared problem for the whole session (compiled once)."""
     return Objective(load_petab(yaml_of(problem_id)))
+
+
+def nllh_central_differences(objective: Objective, x: np.ndarray, h: float) -> np.ndarray:
+    """Central differences of the nllh: the 2n perturbed points in one ``Objective.batch``
+    (threads over the cores; its values equal single calls,
+    test_objective.py::test_batch_equals_single_calls)."""
+    steps = h * np.eye(len(x))
+    values, status = objective.batch(np.concatenate([x + steps, x - steps]))
+    assert (status == 0).all(), status
+    return (values[: len(x)] - values[len(x) :]) / (2 * h)

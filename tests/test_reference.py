@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import SHARED, reference, reference_ids, shared_objective, yaml_of
+from helpers import SHARED, nllh_central_differences, reference, reference_ids, shared_objective, yaml_of
 
 from pe_bench.objective import Objective
 from pe_bench.problems.petab_io import load_petab
@@ -123,8 +123,7 @@ def test_steady_state_gradient_matches_central_differences():
     x = np.clip(pb.x_nominal + 0.1, lower, upper - 1e-3)
     nllh, grad, status = objective.value_and_grad(x)
     assert status == 0
-    h = 1e-4
-    fd = np.array([(objective(x + h * e) - objective(x - h * e)) / (2 * h) for e in np.eye(len(x))])
+    fd = nllh_central_differences(objective, x, h=1e-4)
     np.testing.assert_allclose(grad, fd, rtol=1e-3, atol=1e-4 * max(1.0, np.max(np.abs(fd))))
 
 
@@ -185,12 +184,7 @@ def test_gradient_matches_central_differences(problem_id, sensitivity, solver):
     x = np.clip(pb.x_nominal + 0.1, lower, upper - 1e-3)
     nllh, grad, status = objective.value_and_grad(x)
     assert status == 0
-    h = 1e-4
-    fd = np.empty_like(x)
-    for i in range(len(x)):
-        e = np.zeros_like(x)
-        e[i] = h
-        fd[i] = (objective(x + e) - objective(x - e)) / (2 * h)
+    fd = nllh_central_differences(objective, x, h=1e-4)
     np.testing.assert_allclose(grad, fd, rtol=1e-3, atol=1e-4 * max(1.0, np.max(np.abs(fd))))
 
 
