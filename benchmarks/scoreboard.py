@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pe_bench.bench import load_suite, method_for
+from pe_bench.bench import load_suite, method_for, missing_starts
 from pe_bench.metrics import converged, summarise
 from pe_bench.results import load_results, read_metadata
 
@@ -51,6 +51,20 @@ def seeds_converged(starts, table) -> dict[tuple[str, str], str]:
         key: f"{m[m['_ok']]['seed'].nunique()}/{m['seed'].nunique()}"
         for key, m in frame.groupby(["problem", "method"])
     }
+
+
+def missing_line(suite, results: Path) -> str:
+    """What an unfinished run lacks: the suite's starts not in the result files yet."""
+    missing = missing_starts(suite, results)
+    if not missing:
+        return "Complete: every start the suite plans is in the result files."
+    parts = [f"{p}/{m} ({n} of {planned} starts)" for (p, m), (n, planned) in missing.items()]
+    total = sum(method_for(p, m).budget.n_starts for p in suite.problems for m in suite.methods)
+    return (
+        f"**Not complete**: {sum(n for n, _ in missing.values())} of {total * len(suite.seeds)} planned "
+        "starts are not in the result files yet (resume with `make bench`): " + ", ".join(parts)
+        + ". The rows above hold what was run; a problem or method missing from them was not run."
+    )
 
 
 def problem_lines(suite, starts, table) -> list[str]:
@@ -128,6 +142,7 @@ def section(results: Path, suite_path: Path, readme_dir: Path) -> str:
             f"| {fmt(r['seconds_per_converged'], 1)} | {fmt(r['median_fevals_to_threshold'], 0)} "
             f"| {fmt(r['failed_integrations'], 0)} | {fmt(r['total_seconds'], 1)} |"
         )
+    lines += ["", missing_line(suite, results)]
     wins = table[table["converged"] > 0].sort_values("seconds_per_converged").groupby("problem").head(1)
     lines += [
         "",

@@ -393,6 +393,21 @@ def plan(suite: Suite, out: Path, resume: bool) -> list[Task]:
     return tasks
 
 
+def missing_starts(suite: Suite, out: Path) -> dict[tuple[str, str], tuple[int, int]]:
+    """Per (problem, method) with starts the suite plans that are not under ``out`` yet:
+    (starts missing, starts planned), over all seeds. Empty when the run is complete."""
+    missing: dict[tuple[str, str], int] = {}
+    for task in plan(suite, out, resume=True):
+        key = (task.problem.name, task.method.name)
+        missing[key] = missing.get(key, 0) + len(task.starts)
+    return {
+        (p, m): (n, method_for(problem, method).budget.n_starts * len(suite.seeds))
+        for problem in suite.problems
+        for method in suite.methods
+        if (n := missing.get((p := problem.name, m := method.name), 0))
+    }
+
+
 @functools.cache
 def _problem(source: str):
     """Each problem is loaded once per process (suite check, result metadata, objective)."""

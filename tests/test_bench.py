@@ -21,6 +21,7 @@ from pe_bench.bench import (
     baseline_from,
     check_baseline,
     load_suite,
+    missing_starts,
     plan,
     run_suite,
 )
@@ -401,3 +402,14 @@ def test_problems_option_runs_part_of_a_suite(tmp_path):
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and "--methods: not in the suite: simplex" in result.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_missing_starts_of_an_unfinished_run(tmp_path):
+    from pe_bench.bench import select_methods
+
+    suite = load_suite(write_suite(tmp_path, SMALL))
+    out = tmp_path / "out"
+    assert missing_starts(suite, out) == {("cortisol", "multistart"): (4, 4), ("cortisol", "pso"): (4, 4)}
+    run_suite(select_methods(suite, ["multistart"]), out)
+    assert missing_starts(suite, out) == {("cortisol", "pso"): (4, 4)}
+    assert missing_starts(select_methods(suite, ["multistart"]), out) == {}
