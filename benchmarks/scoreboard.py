@@ -62,7 +62,8 @@ def missing_line(suite, results: Path) -> str:
     total = sum(method_for(p, m).budget.n_starts for p in suite.problems for m in suite.methods)
     return (
         f"**Not complete**: {sum(n for n, _ in missing.values())} of {total * len(suite.seeds)} planned "
-        "starts are not in the result files yet (resume with `make bench`): " + ", ".join(parts)
+        "starts are not in the result files yet (resume with `make bench`): "
+        + ", ".join(parts)
         + ". The rows above hold what was run; a problem or method missing from them was not run."
     )
 

@@ -394,8 +394,12 @@ def plan(suite: Suite, out: Path, resume: bool) -> list[Task]:
 
 
 def missing_starts(suite: Suite, out: Path) -> dict[tuple[str, str], tuple[int, int]]:
-    """Per (problem, method) with starts the suite plans that are not under ``out`` yet:
-    (starts missing, starts planned), over all seeds. Empty when the run is complete."""
+    """The starts the suite plans that are not under ``out`` yet.
+
+    Returns:
+        Per (problem, method) that lacks some: (starts missing, starts planned), over all
+        seeds; empty when the run is complete.
+    """
     missing: dict[tuple[str, str], int] = {}
     for task in plan(suite, out, resume=True):
         key = (task.problem.name, task.method.name)
