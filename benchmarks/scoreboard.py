@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pe_bench.bench import load_suite, method_for, missing_starts
+from pe_bench.bench import load_suite, method_for, missing_starts, planned_starts
 from pe_bench.metrics import converged, summarise
 from pe_bench.results import load_results, read_metadata
 
@@ -59,9 +59,9 @@ def missing_line(suite, results: Path) -> str:
     if not missing:
         return "Complete: every start the suite plans is in the result files."
     parts = [f"{p}/{m} ({n} of {planned} starts)" for (p, m), (n, planned) in missing.items()]
-    total = sum(method_for(p, m).budget.n_starts for p in suite.problems for m in suite.methods)
+    total = sum(planned_starts(suite).values())
     return (
-        f"**Not complete**: {sum(n for n, _ in missing.values())} of {total * len(suite.seeds)} planned "
+        f"**Not complete**: {sum(n for n, _ in missing.values())} of {total} planned "
         "starts are not in the result files yet (resume with `make bench`): "
         + ", ".join(parts)
         + ". The rows above hold what was run; a problem or method missing from them was not run."

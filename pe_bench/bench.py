@@ -393,6 +393,15 @@ def plan(suite: Suite, out: Path, resume: bool) -> list[Task]:
     return tasks
 
 
+def planned_starts(suite: Suite) -> dict[tuple[str, str], int]:
+    """Per (problem, method): the starts the suite plans over all its seeds."""
+    return {
+        (problem.name, method.name): method_for(problem, method).budget.n_starts * len(suite.seeds)
+        for problem in suite.problems
+        for method in suite.methods
+    }
+
+
 def missing_starts(suite: Suite, out: Path) -> dict[tuple[str, str], tuple[int, int]]:
     """The starts the suite plans that are not under ``out`` yet.
 
@@ -404,12 +413,7 @@ def missing_starts(suite: Suite, out: Path) -> dict[tuple[str, str], tuple[int, 
     for task in plan(suite, out, resume=True):
         key = (task.problem.name, task.method.name)
         missing[key] = missing.get(key, 0) + len(task.starts)
-    return {
-        (p, m): (n, method_for(problem, method).budget.n_starts * len(suite.seeds))
-        for problem in suite.problems
-        for method in suite.methods
-        if (n := missing.get((p := problem.name, m := method.name), 0))
-    }
+    return {key: (missing[key], n) for key, n in planned_starts(suite).items() if key in missing}
 
 
 @functools.cache
