@@ -16,6 +16,8 @@ A suite is a TOML file (see ``benchmarks/ci.toml``)::
     best_known = 138.22199693517703    # optional; per-problem threshold also allowed
     starts = 30                        # optional: this problem's budget, for every method
     max_evals = 1000                   #   (overrides the suite's and the methods' values)
+    seeds = [0, 1, 2, 3]               # optional: this problem's seeds (more replicates
+                                       #   where one seed's starts rarely converge)
 
     [[methods]]
     name = "multistart"
@@ -72,6 +74,7 @@ _PROBLEM_KEYS = {
     "max_evals",
     "max_seconds",
     "solver",
+    "seeds",
 }
 _METHOD_KEYS = {"name", "options", "starts", "max_evals", "max_seconds"}
 
@@ -90,6 +93,8 @@ class ProblemEntry:
     #: Solver settings for this problem: ((field of SolverOptions, value), ...), applied
     #: over the run's options (a step budget or tolerances that suit this model).
     solver: tuple[tuple[str, object], ...] = ()
+    #: This problem's seeds, where they differ from the suite's (None: the suite's).
+    seeds: tuple[int, ...] | None = None
 
     def options(self, base: SolverOptions | None = None) -> SolverOptions:
         """The solver settings this problem runs with: ``base`` with its own overrides."""
@@ -126,6 +131,10 @@ class Suite:
     def thresholds(self) -> dict[str, float]:
         """Convergence threshold per problem name."""
         return {p.name: p.threshold for p in self.problems}
+
+    def seeds_for(self, problem: ProblemEntry) -> tuple[int, ...]:
+        """The seeds ``problem`` runs with: its own list, else the suite's."""
+        return self.seeds if problem.seeds is None else problem.seeds
 
 
 def _number(value, where: str, kind=float, minimum=None):
@@ -190,10 +199,7 @@ def load_suite(path: Path) -> Suite:
     path = Path(path)
     data = _parse_file(path, "suite file not found", "TOML", tomllib.loads, tomllib.TOMLDecodeError)
     _unknown(data, _SUITE_KEYS, str(path))
-    seeds = data.get("seeds", [0])
-    if not isinstance(seeds, list) or not seeds:
-        raise ProblemSpecError(f"{path}: 'seeds' must be a non-empty list of integers")
-    seeds = tuple(_number(s, f"{path}: seeds", int, 0) for s in seeds)
+    seeds = _seeds(data.get("seeds", [0]), str(path))
     default_starts = _number(data.get("starts", 20), f"{path}: starts", int, 1)
     default_evals = data.get("max_evals")
     default_secs = data.get("max_seconds")
@@ -230,6 +236,7 @@ def load_suite(path: Path) -> Suite:
                 priors=use_priors,
                 budget=_problem_budget(entry, where),
                 solver=_problem_solver(entry, where),
+                seeds=_seeds(entry["seeds"], where) if "seeds" in entry else None,
             )
         )
 
@@ -267,6 +274,15 @@ def load_suite(path: Path) -> Suite:
         seeds=seeds,
         chunk=chunk,
     )
+
+
+def _seeds(raw, where: str) -> tuple[int, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise ProblemSpecError(f"{where}: 'seeds' must be a non-empty list of integers")
+    seeds = tuple(_number(s, f"{where}: seeds", int, 0) for s in raw)
+    if len(set(seeds)) != len(seeds):
+        raise ProblemSpecError(f"{where}: 'seeds' lists a seed twice")
+    return seeds
 
 
 def _problem_budget(entry: dict, where: str) -> tuple[tuple[str, float], ...]:
@@ -377,7 +393,7 @@ def plan(suite: Suite, out: Path, resume: bool) -> list[Task]:
     tasks = []
     for problem in suite.problems:
         for method in (method_for(problem, m) for m in suite.methods):
-            for seed in suite.seeds:
+            for seed in suite.seeds_for(problem):
                 starts_path, _ = run_paths(out, problem.name, method.name, seed)
                 done: set[int] = set()
                 if starts_path.exists():
@@ -396,7 +412,8 @@ def plan(suite: Suite, out: Path, resume: bool) -> list[Task]:
 def planned_starts(suite: Suite) -> dict[tuple[str, str], int]:
     """Per (problem, method): the starts the suite plans over all its seeds."""
     return {
-        (problem.name, method.name): method_for(problem, method).budget.n_starts * len(suite.seeds)
+        (problem.name, method.name): method_for(problem, method).budget.n_starts
+        * len(suite.seeds_for(problem))
         for problem in suite.problems
         for method in suite.methods
     }

@@ -23,6 +23,7 @@ from pe_bench.bench import (
     load_suite,
     missing_starts,
     plan,
+    planned_starts,
     run_suite,
 )
 from pe_bench.cli import app
@@ -195,10 +196,53 @@ def test_suite_paths_are_relative_to_the_suite_file(tmp_path):
     assert [(t.method.name, t.starts) for t in tasks] == [("multistart", (0, 1, 2)), ("adam", (0, 1))]
 
 
+def test_a_problem_can_run_more_seeds_than_the_suite(tmp_path):
+    rel = os.path.relpath(SHARED / "Boehm_JProteomeRes2014", tmp_path)
+    suite = load_suite(
+        write_suite(
+            tmp_path,
+            f"""
+            seeds = [3]
+            starts = 2
+            [[problems]]
+            source = "cortisol"
+            seeds = [3, 4, 5]
+            [[problems]]
+            source = "{rel}"
+            [[methods]]
+            name = "multistart"
+            [[methods]]
+            name = "cvae"
+            """,
+        )
+    )
+    tasks = plan(suite, tmp_path / "out", resume=False)
+    assert sorted({(t.problem.name, t.seed) for t in tasks}) == [
+        ("Boehm_JProteomeRes2014", 3),
+        ("cortisol", 3),
+        ("cortisol", 4),
+        ("cortisol", 5),
+    ]
+    assert planned_starts(suite) == {
+        ("cortisol", "multistart"): 6,
+        ("cortisol", "cvae"): 6,
+        ("Boehm_JProteomeRes2014", "multistart"): 2,
+        ("Boehm_JProteomeRes2014", "cvae"): 2,
+    }
+
+
 @pytest.mark.parametrize(
     "body, message",
     [
         ("seeds = [0]\n[[methods]]\nname='pso'\n", "no [[problems]] entries"),
+        (
+            "[[problems]]\nsource='cortisol'\nseeds=[1, 1]\n[[methods]]\nname='pso'\n",
+            "problems[0]: 'seeds' lists a seed twice",
+        ),
+        (
+            "seeds = 2\n[[problems]]\nsource='cortisol'\n[[methods]]\nname='pso'\n",
+            "'seeds' must be a non-empty",
+        ),
         ("[[problems]]\nsource='cortisol'\n", "no [[methods]] entries"),
         ("starts = 0\n[[problems]]\nsource='cortisol'\n[[methods]]\nname='pso'\n", "starts: must be >= 1"),
         ("budget = 3\n[[problems]]\nsource='cortisol'\n[[methods]]\nname='pso'\n", "unknown key(s) budget"),
