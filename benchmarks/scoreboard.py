@@ -123,7 +123,7 @@ def section(results: Path, suite_path: Path, readme_dir: Path) -> str:
     created = sorted(read_metadata(f).get("created", "") for f in files)
     m = suite.methods[0].budget
     own_seeds = (
-        " (more on the problems whose budget in the table says so)"
+        " or the problem's own in the per-problem table"
         if any(p.seeds is not None for p in suite.problems)
         else ""
     )
