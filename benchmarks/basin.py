@@ -49,13 +49,12 @@ def main() -> None:
         for sigma in sigmas:
             for i in range(args.n if sigma > 0 else 1):
                 x = np.clip(nominal + sigma * rng.standard_normal(nominal.size), lower, upper)
-                start_value, _ = objective.value(x)
                 budget = Budget(n_starts=1, max_evals=args.max_evals)
                 tracker = StartTracker(objective, budget, Callbacks(), 0)
                 t0 = time.perf_counter()
                 status, _, _ = local_search(tracker, x, lower, upper, "fides", MultiStart.tol)
                 print(
-                    f"| {name} | {sigma:g} | {i} | {start_value:.3f} | {tracker.best:.3f} "
+                    f"| {name} | {sigma:g} | {i} | {tracker.first_value:.3f} | {tracker.best:.3f} "
                     f"| {tracker.n_fevals} | {status} | {time.perf_counter() - t0:.0f} |",
                     flush=True,
                 )
