@@ -7,13 +7,16 @@ STAMP  := $(VENV)/.installed
 BENCH_OUT   ?= results/bench/full
 BENCH_FLAGS ?= --workers 2
 CI_OUT      ?= results/bench/ci
+# The time-to-optimum comparison with the field's benchmark (committed: README "Beside the field").
+FIELD_OUT      ?= results/bench/field
+FIELD_LONG_OUT ?= results/bench/field-long
 # The SBML Test Suite's semantic cases (read from ../shared, never copied).
 SBML_SUITE  ?= ../shared/sbml-test-suite/semantic
 SUITE_FLAGS ?= --workers 2
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test test-fast lint format bench-objective reference-llh \
-        bench bench-ci baseline plots scoreboard peers \
+        bench bench-ci baseline plots scoreboard peers field field-long field-compare \
         sbml-suite bench-large bench-linsolve bench-batch coverage
 
 help: ## list the targets
@@ -68,6 +71,16 @@ plots: $(STAMP) ## waterfall + convergence plots of the last `make bench`, one P
 
 scoreboard: $(STAMP) ## regenerate the README scoreboard section from $(BENCH_OUT)
 	$(BIN)/python benchmarks/scoreboard.py --results $(BENCH_OUT) --suite benchmarks/full.toml --readme README.md
+
+field: $(STAMP) ## every method x 13 field problems x 3 seeds, 130 CPU-s per run (benchmarks/field.toml) into $(FIELD_OUT); resumes
+	$(BIN)/pebench bench benchmarks/field.toml --out $(FIELD_OUT) --resume $(BENCH_FLAGS)
+
+field-long: $(STAMP) ## the best two methods per problem again with 1296 CPU-s (benchmarks/field_long.toml, written by field-compare) into $(FIELD_LONG_OUT)
+	$(BIN)/pebench bench benchmarks/field_long.toml --out $(FIELD_LONG_OUT) --resume $(BENCH_FLAGS)
+
+field-compare: $(STAMP) ## pe_bench beside the field (benchmarks/field_compare.py): the README section "Beside the field"
+	$(BIN)/python benchmarks/field_compare.py --results $(FIELD_OUT) --suite benchmarks/field.toml \
+		--long-results $(FIELD_LONG_OUT) --long-suite benchmarks/field_long.toml --readme README.md
 
 coverage: $(STAMP) ## load every problem (shared, built-in, BioPreDyn), nominal llh vs references: the README coverage table
 	$(BIN)/python benchmarks/coverage.py --readme README.md

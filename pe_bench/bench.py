@@ -3,10 +3,14 @@
 A suite is a TOML file (see ``benchmarks/ci.toml``)::
 
     name = "ci"            # optional, default: the file name
+    best_known_file = "../../shared/field-benchmark/BEST_KNOWN.tsv"   # optional: bars
+                           #   (best_nllh by problem_id) for the problems it lists
     seeds = [0, 1]
     starts = 10            # starts per (problem, method, seed)
     max_evals = 500        # evaluations per start (optional)
     max_seconds = 30       # seconds per start (optional)
+    cpu_budget = 130       # CPU seconds per (problem, method, seed) run (optional): starts
+                           #   run until it is spent (``starts``, if given, caps them)
     threshold = 0.1        # convergence threshold (nllh above the best known value)
     chunk = 5              # starts per task for methods whose starts are independent
     priors = false         # add the parameter tables' objective priors (per problem too)
@@ -14,6 +18,7 @@ A suite is a TOML file (see ``benchmarks/ci.toml``)::
     [[problems]]
     source = "../../shared/benchmark-models/Boehm_JProteomeRes2014"  # relative to this file
     best_known = 138.22199693517703    # optional; per-problem threshold also allowed
+    best_known_source = "published nominal llh"   # optional: where best_known comes from
     starts = 30                        # optional: this problem's budget, for every method
     max_evals = 1000                   #   (overrides the suite's and the methods' values)
     seeds = [0, 1, 2, 3]               # optional: this problem's seeds (more replicates
@@ -23,10 +28,17 @@ A suite is a TOML file (see ``benchmarks/ci.toml``)::
     name = "multistart"
     options = { local = "L-BFGS-B" }   # as --option key=value; starts/max_evals/... override
 
+    [[methods]]
+    name = "sacess"
+    pooled = true   # one start per run with the budget of all the run's starts
+                    #   (starts x max_evals evaluations): a global method's natural unit
+
 Work is cut into tasks: one (problem, method, seed) run, or for methods whose starts are
-independent (multistart, pso) chunks of ``chunk`` starts of it. Every task's results are
-written by the caller as they arrive, with the same files and schema as ``pebench run``.
-Workers keep one compiled objective per problem and reuse it for every task.
+independent (multistart, pso, cmaes) chunks of ``chunk`` starts of it; a CPU-budgeted run
+is always one task (its starts share the budget). Every task's results are written by the
+caller as they arrive, with the same files and schema as ``pebench run``. Workers keep one
+compiled objective per problem and reuse it for every task; compilation is timed apart
+from the starts (:mod:`pe_bench.clock`).
 """
 
 from __future__ import annotations
@@ -44,21 +56,35 @@ from pathlib import Path
 
 import pandas as pd
 
+from .clock import excluded
 from .errors import PeBenchError, ProblemSpecError
 from .methods import REGISTRY, Budget, Callbacks, StartResult
 from .metrics import THRESHOLD, summarise
 from .problems.registry import builtin_names, resolve
-from .results import METHOD, PROBLEM, RunWriter, load_results, run_paths
-from .runner import make_method, method_extra_metadata, run_metadata
+from .results import (
+    FINISHED,
+    METHOD,
+    PROBLEM,
+    RUN_CPU_S,
+    START,
+    RunWriter,
+    load_results,
+    read_metadata,
+    read_starts,
+    run_paths,
+)
+from .runner import iter_starts, make_method, run_metadata, spent_cpu
 from .runtime import THREADS_ENV, configure_jax
 from .simulate import SolverOptions
 
 _SUITE_KEYS = {
     "name",
+    "best_known_file",
     "seeds",
     "starts",
     "max_evals",
     "max_seconds",
+    "cpu_budget",
     "threshold",
     "chunk",
     "priors",
@@ -68,15 +94,20 @@ _SUITE_KEYS = {
 _PROBLEM_KEYS = {
     "source",
     "best_known",
+    "best_known_source",
     "threshold",
     "priors",
     "starts",
     "max_evals",
     "max_seconds",
+    "cpu_budget",
     "solver",
     "seeds",
+    "methods",
 }
-_METHOD_KEYS = {"name", "options", "starts", "max_evals", "max_seconds"}
+_METHOD_KEYS = {"name", "options", "starts", "max_evals", "max_seconds", "cpu_budget", "pooled"}
+#: Starts per run when neither the suite nor a CPU budget says otherwise.
+DEFAULT_STARTS = 20
 
 
 @dataclass(frozen=True)
@@ -86,6 +117,8 @@ class ProblemEntry:
     source: str
     name: str
     best_known: float | None = None
+    #: Where ``best_known`` comes from (shown by the scoreboard); None: not said.
+    best_known_source: str | None = None
     threshold: float = THRESHOLD
     priors: bool = False
     #: Budget overrides for this problem (every method): ((field of Budget, value), ...).
@@ -95,6 +128,8 @@ class ProblemEntry:
     solver: tuple[tuple[str, object], ...] = ()
     #: This problem's seeds, where they differ from the suite's (None: the suite's).
     seeds: tuple[int, ...] | None = None
+    #: The suite's methods this problem runs (None: all of them).
+    methods: tuple[str, ...] | None = None
 
     def options(self, base: SolverOptions | None = None) -> SolverOptions:
         """The solver settings this problem runs with: ``base`` with its own overrides."""
@@ -104,11 +139,18 @@ class ProblemEntry:
 
 @dataclass(frozen=True)
 class MethodEntry:
-    """One method of a suite with its options (strings, as ``--option``) and budget."""
+    """One method of a suite with its options (strings, as ``--option``) and budget.
+
+    ``starts_given``: the suite or the method set ``starts`` (otherwise a CPU budget
+    leaves the number of starts open). ``pooled``: the method runs one start per run
+    with the evaluations (and seconds) of all the run's starts.
+    """
 
     name: str
     options: tuple[tuple[str, str], ...]
     budget: Budget
+    starts_given: bool = True
+    pooled: bool = False
 
 
 @dataclass(frozen=True)
@@ -128,6 +170,11 @@ class Suite:
         return {p.name: p.best_known for p in self.problems if p.best_known is not None}
 
     @property
+    def best_known_sources(self) -> dict[str, str]:
+        """Where each stated best known value comes from (problems that say)."""
+        return {p.name: p.best_known_source for p in self.problems if p.best_known_source}
+
+    @property
     def thresholds(self) -> dict[str, float]:
         """Convergence threshold per problem name."""
         return {p.name: p.threshold for p in self.problems}
@@ -135,6 +182,11 @@ class Suite:
     def seeds_for(self, problem: ProblemEntry) -> tuple[int, ...]:
         """The seeds ``problem`` runs with: its own list, else the suite's."""
         return self.seeds if problem.seeds is None else problem.seeds
+
+    def methods_for(self, problem: ProblemEntry) -> tuple[MethodEntry, ...]:
+        """The methods ``problem`` runs, with its budget overrides applied."""
+        chosen = [m for m in self.methods if problem.methods is None or m.name in problem.methods]
+        return tuple(method_for(problem, m) for m in chosen)
 
 
 def _number(value, where: str, kind=float, minimum=None):
@@ -200,14 +252,26 @@ def load_suite(path: Path) -> Suite:
     data = _parse_file(path, "suite file not found", "TOML", tomllib.loads, tomllib.TOMLDecodeError)
     _unknown(data, _SUITE_KEYS, str(path))
     seeds = _seeds(data.get("seeds", [0]), str(path))
-    default_starts = _number(data.get("starts", 20), f"{path}: starts", int, 1)
+    default_starts = data.get("starts")
+    if default_starts is not None:
+        default_starts = _number(default_starts, f"{path}: starts", int, 1)
     default_evals = data.get("max_evals")
     default_secs = data.get("max_seconds")
+    default_cpu = data.get("cpu_budget")
+    if default_cpu is not None:
+        _number(default_cpu, f"{path}: cpu_budget", float, 0)
     threshold = _number(data.get("threshold", THRESHOLD), f"{path}: threshold", float, 0)
     chunk = _number(data.get("chunk", 5), f"{path}: chunk", int, 1)
     priors = data.get("priors", False)
     if not isinstance(priors, bool):
         raise ProblemSpecError(f"{path}: 'priors' must be true or false")
+
+    field_bars = {}
+    if "best_known_file" in data:
+        raw = data["best_known_file"]
+        if not isinstance(raw, str):
+            raise ProblemSpecError(f"{path}: best_known_file: expected a path")
+        field_bars = read_best_known_file(path.parent / raw)
 
     problems, names = [], set()
     for where, entry in _entries(data, "problems", path, _PROBLEM_KEYS):
@@ -224,6 +288,12 @@ def load_suite(path: Path) -> Suite:
             raise ProblemSpecError(f"{where}: problem '{problem.name}' listed twice")
         names.add(problem.name)
         best = entry.get("best_known")
+        source_text = entry.get("best_known_source")
+        if source_text is not None and not isinstance(source_text, str):
+            raise ProblemSpecError(f"{where}.best_known_source: expected a string")
+        if best is None and problem.name in field_bars:
+            best, found_text = field_bars[problem.name]
+            source_text = source_text or found_text
         use_priors = entry.get("priors", priors)
         if not isinstance(use_priors, bool):
             raise ProblemSpecError(f"{where}.priors: must be true or false")
@@ -232,11 +302,13 @@ def load_suite(path: Path) -> Suite:
                 source=source,
                 name=problem.name,
                 best_known=None if best is None else _number(best, f"{where}.best_known"),
+                best_known_source=source_text,
                 threshold=_number(entry.get("threshold", threshold), f"{where}.threshold", float, 0),
                 priors=use_priors,
                 budget=_problem_budget(entry, where),
                 solver=_problem_solver(entry, where),
                 seeds=_seeds(entry["seeds"], where) if "seeds" in entry else None,
+                methods=_method_names(entry["methods"], where) if "methods" in entry else None,
             )
         )
 
@@ -260,12 +332,33 @@ def load_suite(path: Path) -> Suite:
             raise ProblemSpecError(f"{where}: {exc}") from None
         evals = entry.get("max_evals", default_evals)
         secs = entry.get("max_seconds", default_secs)
+        cpu = entry.get("cpu_budget", default_cpu)
+        starts = entry.get("starts", default_starts)
         budget = Budget(
-            n_starts=_number(entry.get("starts", default_starts), f"{where}.starts", int, 1),
+            n_starts=(
+                _number(starts, f"{where}.starts", int, 1)
+                if starts is not None
+                else (None if cpu is not None else DEFAULT_STARTS)
+            ),
             max_evals=None if evals is None else _number(evals, f"{where}.max_evals", int, 1),
             max_seconds=None if secs is None else _number(secs, f"{where}.max_seconds", float, 0),
+            cpu_budget=None if cpu is None else _positive(cpu, f"{where}.cpu_budget"),
         )
-        methods.append(MethodEntry(name=name, options=options, budget=budget))
+        pooled = entry.get("pooled", False)
+        if not isinstance(pooled, bool):
+            raise ProblemSpecError(f"{where}.pooled: must be true or false")
+        methods.append(
+            MethodEntry(
+                name=name, options=options, budget=budget, starts_given=starts is not None, pooled=pooled
+            )
+        )
+    for problem in problems:
+        unknown = sorted(set(problem.methods or ()) - seen)
+        if unknown:
+            raise ProblemSpecError(
+                f"{path}: problem '{problem.name}': methods {', '.join(unknown)} "
+                "are not in the suite's [[methods]]"
+            )
     return Suite(
         name=str(data.get("name", path.stem)),
         path=path.resolve(),
@@ -274,6 +367,45 @@ def load_suite(path: Path) -> Suite:
         seeds=seeds,
         chunk=chunk,
     )
+
+
+def read_best_known_file(path: Path) -> dict[str, tuple[float, str]]:
+    """Best known values from a TSV (``problem_id``, ``best_nllh``, optional ``found_by``).
+
+    The format of ``../shared/field-benchmark/BEST_KNOWN.tsv`` (Grein et al. 2026);
+    ``#`` lines are comments. Returns per problem id (value, where it comes from).
+
+    Raises:
+        ProblemSpecError: missing file, missing columns, or a value that is not a number.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ProblemSpecError(f"{path}: best_known_file not found")
+    table = pd.read_csv(path, sep="\t", comment="#")
+    for column in ("problem_id", "best_nllh"):
+        if column not in table.columns:
+            raise ProblemSpecError(f"{path}: required column '{column}' is missing")
+    out = {}
+    for _, row in table.iterrows():
+        value = pd.to_numeric(row["best_nllh"], errors="coerce")
+        if not math.isfinite(value):
+            raise ProblemSpecError(f"{path}: problem '{row['problem_id']}': best_nllh {row['best_nllh']!r}")
+        found = f" ({row['found_by']})" if "found_by" in table.columns else ""
+        out[str(row["problem_id"])] = (float(value), f"{path.name}{found}")
+    return out
+
+
+def _method_names(raw, where: str) -> tuple[str, ...]:
+    if not isinstance(raw, list) or not raw or not all(isinstance(m, str) for m in raw):
+        raise ProblemSpecError(f"{where}: 'methods' must be a non-empty list of method names")
+    return tuple(raw)
+
+
+def _positive(value, where: str) -> float:
+    value = _number(value, where, float, 0)
+    if not value > 0:
+        raise ProblemSpecError(f"{where}: must be > 0, got {value!r}")
+    return value
 
 
 def _seeds(raw, where: str) -> tuple[int, ...]:
@@ -291,9 +423,13 @@ def _problem_budget(entry: dict, where: str) -> tuple[tuple[str, float], ...]:
         ("starts", "n_starts", int, 1),
         ("max_evals", "max_evals", int, 1),
         ("max_seconds", "max_seconds", float, 0),
+        ("cpu_budget", "cpu_budget", float, 0),
     ):
         if key in entry:
-            out.append((field_name, _number(entry[key], f"{where}.{key}", kind, low)))
+            value = _number(entry[key], f"{where}.{key}", kind, low)
+            if key == "cpu_budget":
+                value = _positive(value, f"{where}.{key}")
+            out.append((field_name, value))
     return tuple(out)
 
 
@@ -353,26 +489,60 @@ def _problem_solver(entry: dict, where: str) -> tuple[tuple[str, object], ...]:
 
 
 def method_for(problem: ProblemEntry, method: MethodEntry) -> MethodEntry:
-    """The method entry with the problem's budget overrides applied."""
-    if not problem.budget:
+    """The method entry with the problem's budget overrides applied.
+
+    A CPU budget set by the problem leaves the number of starts open unless the problem,
+    the method or the suite set ``starts``. A pooled method then gets one start with the
+    evaluations and seconds of all of them.
+    """
+    changes = dict(problem.budget)
+    if "cpu_budget" in changes and "n_starts" not in changes and not method.starts_given:
+        changes["n_starts"] = None
+    budget = dataclasses.replace(method.budget, **changes)
+    if method.pooled and budget.n_starts is not None:
+        n = budget.n_starts
+        budget = dataclasses.replace(
+            budget,
+            n_starts=1,
+            max_evals=None if budget.max_evals is None else budget.max_evals * n,
+            max_seconds=None if budget.max_seconds is None else budget.max_seconds * n,
+        )
+    if budget == method.budget:
         return method
-    return dataclasses.replace(method, budget=dataclasses.replace(method.budget, **dict(problem.budget)))
+    return dataclasses.replace(method, budget=budget)
 
 
 @dataclass(frozen=True)
 class Task:
-    """A unit of work: some starts of one (problem, method, seed) run."""
+    """A unit of work: some starts of one (problem, method, seed) run.
+
+    ``starts``: the start indices to run, or None for a CPU-budgeted run (every start
+    not in ``done``, as many as the budget allows). ``spent``: CPU seconds the run had
+    spent in the starts before these (resumed runs), or None where those starts run in
+    another task: the task then records no run-level CPU seconds.
+    """
 
     problem: ProblemEntry
     method: MethodEntry
     seed: int
-    starts: tuple[int, ...]
+    starts: tuple[int, ...] | None
+    done: tuple[int, ...] = ()
+    spent: float | None = 0.0
 
     @property
     def key(self) -> str:
         """A readable unique id (also the Dask key)."""
-        first, last = self.starts[0], self.starts[-1]
-        return f"{self.problem.name}/{self.method.name}/seed{self.seed}/starts{first}-{last}"
+        run = f"{self.problem.name}/{self.method.name}/seed{self.seed}"
+        if self.starts is None:
+            return f"{run}/cpu{self.method.budget.cpu_budget:g}s"
+        return f"{run}/starts{self.starts[0]}-{self.starts[-1]}"
+
+    @property
+    def skip(self) -> frozenset[int]:
+        """The starts the method must not report (done, or another task's)."""
+        if self.starts is None:
+            return frozenset(self.done)
+        return frozenset(range(self.method.budget.n_starts)) - set(self.starts)
 
 
 @dataclass
@@ -392,31 +562,53 @@ def plan(suite: Suite, out: Path, resume: bool) -> list[Task]:
     """
     tasks = []
     for problem in suite.problems:
-        for method in (method_for(problem, m) for m in suite.methods):
+        for method in suite.methods_for(problem):
+            budget = method.budget
             for seed in suite.seeds_for(problem):
                 starts_path, _ = run_paths(out, problem.name, method.name, seed)
-                done: set[int] = set()
+                rows: list[dict] = []
                 if starts_path.exists():
                     if not resume:
                         raise ProblemSpecError(f"{starts_path}: results exist; use --resume or another --out")
-                    done = set(pd.read_parquet(starts_path, columns=["start"])["start"].astype(int))
-                todo = [i for i in range(method.budget.n_starts) if i not in done]
+                    rows = read_starts(starts_path)[[START, RUN_CPU_S]].to_dict("records")
+                done = {int(r[START]) for r in rows}
+                if budget.cpu_budget is not None:
+                    if not run_finished(starts_path, budget):
+                        tasks.append(Task(problem, method, seed, None, tuple(sorted(done)), spent_cpu(rows)))
+                    continue
+                todo = [i for i in range(budget.n_starts) if i not in done]
                 if not todo:
                     continue
                 step = suite.chunk if REGISTRY[method.name].independent_starts else len(todo)
                 for k in range(0, len(todo), step):
-                    tasks.append(Task(problem, method, seed, tuple(todo[k : k + step])))
+                    chunk = tuple(todo[k : k + step])
+                    # The run's CPU clock goes on from the starts before this chunk when
+                    # they are all done (a resumed run), from 0 for the first chunk.
+                    before = all(i in done for i in range(chunk[0]))
+                    spent = spent_cpu([r for r in rows if r[START] < chunk[0]]) if before else None
+                    tasks.append(Task(problem, method, seed, chunk, spent=spent))
     return tasks
 
 
+def run_finished(starts_path: Path, budget: Budget) -> bool:
+    """True if ``starts_path`` holds a CPU-budgeted run that ended under ``budget``."""
+    if not starts_path.exists():
+        return False
+    return read_metadata(starts_path).get(FINISHED) == dataclasses.asdict(budget)
+
+
 def planned_starts(suite: Suite) -> dict[tuple[str, str], int]:
-    """Per (problem, method): the starts the suite plans over all its seeds."""
-    return {
-        (problem.name, method.name): method_for(problem, method).budget.n_starts
-        * len(suite.seeds_for(problem))
-        for problem in suite.problems
-        for method in suite.methods
-    }
+    """Per (problem, method): the starts the suite plans over all its seeds.
+
+    A CPU-budgeted run, whose number of starts its budget decides, counts as one.
+    """
+    out = {}
+    for problem in suite.problems:
+        for method in suite.methods_for(problem):
+            budget = method.budget
+            per_seed = 1 if budget.cpu_budget is not None else budget.n_starts
+            out[(problem.name, method.name)] = per_seed * len(suite.seeds_for(problem))
+    return out
 
 
 def missing_starts(suite: Suite, out: Path) -> dict[tuple[str, str], tuple[int, int]]:
@@ -424,12 +616,13 @@ def missing_starts(suite: Suite, out: Path) -> dict[tuple[str, str], tuple[int, 
 
     Returns:
         Per (problem, method) that lacks some: (starts missing, starts planned), over all
-        seeds; empty when the run is complete.
+        seeds (a CPU-budgeted run not finished yet counts as one start missing of one);
+        empty when the run is complete.
     """
     missing: dict[tuple[str, str], int] = {}
     for task in plan(suite, out, resume=True):
         key = (task.problem.name, task.method.name)
-        missing[key] = missing.get(key, 0) + len(task.starts)
+        missing[key] = missing.get(key, 0) + (1 if task.starts is None else len(task.starts))
     return {key: (missing[key], n) for key, n in planned_starts(suite).items() if key in missing}
 
 
@@ -454,9 +647,11 @@ def iter_task(task: Task, options: SolverOptions | None = None) -> Iterator[tupl
     problem, objective = _objective(task.problem.source, task.problem.options(options), task.problem.priors)
     method = make_method(task.method.name, dict(task.method.options))
     lower, upper = problem.bounds
-    skip = frozenset(range(task.method.budget.n_starts)) - set(task.starts)
-    for res in method.run(objective, lower, upper, task.method.budget, task.seed, Callbacks(), skip=skip):
-        yield res, method_extra_metadata(method)
+    label = task.key.rsplit("/", 1)[1]
+    budget = task.method.budget
+    yield from iter_starts(
+        method, objective, lower, upper, budget, task.seed, Callbacks(), task.skip, task.spent, label
+    )
 
 
 def run_task(task: Task, options: SolverOptions | None = None) -> TaskOutput:
@@ -487,6 +682,14 @@ class _Writers:
         self.writers: dict[tuple[str, str, int], RunWriter] = {}
 
     def add(self, task: Task, res: StartResult, extra: dict | None) -> None:
+        self.writer(task).add(res, extra)
+
+    def finish(self, task: Task) -> None:
+        """Mark a CPU-budgeted run as ended (its one task returned)."""
+        if task.starts is None:
+            self.writer(task).finish()
+
+    def writer(self, task: Task) -> RunWriter:
         key = (task.problem.name, task.method.name, task.seed)
         if key not in self.writers:
             problem = _problem(task.problem.source)
@@ -495,7 +698,7 @@ class _Writers:
             meta = run_metadata(problem, method, task.method.budget, options, priors=task.problem.priors)
             meta["suite"] = {"name": self.suite.name, "file": str(self.suite.path)}
             self.writers[key] = RunWriter(self.out, *key, meta, resume=True)
-        self.writers[key].add(res, extra)
+        return self.writers[key]
 
 
 def run_suite(
@@ -539,8 +742,10 @@ def run_suite(
             t_task = time.perf_counter()
             results = []
             for res, extra in iter_task(task, options):
-                writers.add(task, res, extra)
+                with excluded():  # writing result files is no method's cost
+                    writers.add(task, res, extra)
                 results.append(res)
+            writers.finish(task)
             if on_task_done is not None:
                 on_task_done(task, TaskOutput(results, None, time.perf_counter() - t_task), None)
     else:
@@ -605,6 +810,7 @@ def _run_dask(tasks, writers, options, workers, scheduler, on_task_done) -> list
                 continue
             for res in output.results:
                 writers.add(task, res, output.extra_metadata)
+            writers.finish(task)
             if on_task_done is not None:
                 on_task_done(task, output, None)
     finally:
@@ -614,14 +820,22 @@ def _run_dask(tasks, writers, options, workers, scheduler, on_task_done) -> list
     return failed
 
 
-def summarise_suite(suite: Suite, out: Path) -> pd.DataFrame:
-    """The metrics summary of the suite's problems and methods found under ``out``."""
+def summarise_suite(suite: Suite, out: Path, confirm: bool = False) -> pd.DataFrame:
+    """The metrics summary of the suite's problems and methods found under ``out``.
+
+    The bars: the suite's best known values, or a start below them once re-evaluated at
+    tighter tolerances (:func:`confirm_bars`; with ``confirm`` the re-evaluations are
+    done now, otherwise those kept under ``out`` are used and other starts below a
+    stated value are taken as found).
+    """
     starts, history = load_results(out)
     names = {p.name for p in suite.problems}
     methods = {m.name for m in suite.methods}
     keep = starts[PROBLEM].isin(names) & starts[METHOD].isin(methods)
     hkeep = history[PROBLEM].isin(names) & history[METHOD].isin(methods)
-    return summarise(starts[keep], history[hkeep], suite.best_known, suite.thresholds)
+    bars = confirm_bars(suite, out) if confirm else read_bars(out)
+    confirmed = {k: v for k, v in confirmed_values(bars, suite.best_known).items() if k in names}
+    return summarise(starts[keep], history[hkeep], suite.best_known, suite.thresholds, confirmed)
 
 
 # ----------------------------------------------------------------------------- baselines
@@ -705,3 +919,86 @@ def write_baseline(path: Path, baseline: dict[str, dict]) -> Path:
     tmp.write_text(json.dumps(baseline, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, path)
     return path
+
+
+# ----------------------------------------------------------------------------- bars
+
+#: Tolerances a start below a problem's stated best value is re-evaluated at before it
+#: becomes the bar (SolverOptions' defaults are 1e-10).
+CONFIRM_RTOL, CONFIRM_ATOL, CONFIRM_MAX_STEPS = 1e-12, 1e-12, 200_000
+#: A found value counts as below the stated one only beyond this (reference-llh tolerance).
+BELOW_STATED = 1e-3
+#: The file under a results folder that keeps the re-evaluations.
+BARS_FILE = "bars.json"
+
+
+def confirm_bars(suite: Suite, out: Path, options: SolverOptions | None = None) -> dict[str, dict]:
+    """Re-evaluate, at tighter tolerances, each problem's best start that beats its stated value.
+
+    A start below the suite's ``best_known`` (by more than :data:`BELOW_STATED`), or any
+    best start where nothing is stated, only becomes the problem's bar once its end
+    point has been evaluated again at rtol = atol = 1e-12 (and a larger step budget):
+    the bar is then that value. Results are kept in ``out/bars.json`` and reused while
+    the best start stays the same point.
+
+    Returns:
+        Per such problem: ``x`` (estimation scale), ``nllh`` (as the run found it),
+        ``nllh_tight`` (re-evaluated; inf if that integration failed), ``method``,
+        ``seed``, ``start``, the tolerances.
+    """
+    out = Path(out)
+    starts, _ = load_results(out)
+    path = out / BARS_FILE
+    cache = json.loads(path.read_text()) if path.is_file() else {}
+    bars = {}
+    for problem in suite.problems:
+        m = starts[(starts[PROBLEM] == problem.name) & starts[METHOD].isin([e.name for e in suite.methods])]
+        m = m[m["nllh_final"].map(math.isfinite)]
+        if m.empty:
+            continue
+        best = m.loc[m["nllh_final"].idxmin()]
+        stated = problem.best_known
+        if stated is not None and not best["nllh_final"] < stated - BELOW_STATED:
+            continue
+        x = [float(v) for v in best["x_final"]]
+        old = cache.get(problem.name)
+        if old is not None and old["x"] == x:
+            bars[problem.name] = old
+            continue
+        tight = dataclasses.replace(
+            problem.options(options), rtol=CONFIRM_RTOL, atol=CONFIRM_ATOL, max_steps=CONFIRM_MAX_STEPS
+        )
+        from .objective import Objective
+
+        value, _ = Objective(_problem(problem.source), tight, priors=problem.priors).value(x)
+        bars[problem.name] = {
+            "x": x,
+            "nllh": float(best["nllh_final"]),
+            "nllh_tight": float(value),
+            "method": str(best[METHOD]),
+            "seed": int(best["seed"]),
+            "start": int(best["start"]),
+            "rtol": CONFIRM_RTOL,
+            "atol": CONFIRM_ATOL,
+        }
+    path.write_text(json.dumps(bars, indent=1, sort_keys=True) + "\n")
+    return bars
+
+
+def read_bars(out: Path) -> dict[str, dict]:
+    """The re-evaluations :func:`confirm_bars` kept under ``out`` (empty if none)."""
+    path = Path(out) / BARS_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def confirmed_values(bars: dict[str, dict], stated: dict[str, float] | None = None) -> dict[str, float]:
+    """Per problem, the value a re-checked best start sets the bar to.
+
+    Where its re-evaluation failed, the stated value (or, with none, the value found).
+    """
+    stated = stated or {}
+    out = {}
+    for name, bar in bars.items():
+        tight = float(bar["nllh_tight"])
+        out[name] = tight if math.isfinite(tight) else float(stated.get(name, bar["nllh"]))
+    return out

@@ -177,11 +177,20 @@ def fetch(
 @_user_errors
 def run(
     problem: Problem_,
-    method: Annotated[str, typer.Option("--method", "-m", help="multistart | pso | adam | cvae")],
-    starts: Annotated[int, typer.Option("--starts", help="number of starts")] = 20,
+    method: Annotated[
+        str, typer.Option("--method", "-m", help="multistart | pso | adam | cvae | cmaes | sacess")
+    ],
+    starts: Annotated[
+        int | None,
+        typer.Option("--starts", help="number of starts [20; with --cpu-budget: until it is spent]"),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     max_evals: Annotated[int | None, typer.Option("--max-evals", help="evaluations per start")] = None,
     max_seconds: Annotated[float | None, typer.Option("--max-seconds", help="seconds per start")] = None,
+    cpu_budget: Annotated[
+        float | None,
+        typer.Option("--cpu-budget", help="CPU seconds for the whole run: starts until it is spent"),
+    ] = None,
     target: Annotated[float | None, typer.Option("--target", help="stop a start at this nllh")] = None,
     out: Annotated[Path, typer.Option("--out", help="results folder")] = Path("results/runs"),
     resume: Annotated[bool, typer.Option("--resume", help="continue an interrupted run")] = False,
@@ -200,14 +209,16 @@ def run(
     from .metrics import best_table
     from .problems.registry import resolve
     from .progress import RunProgress
-    from .results import load_results
-    from .runner import make_method, parse_options, run_method
+    from .results import load_compilation, load_results
+    from .runner import check_budget, make_method, parse_options, run_method
 
     opts = parse_options(option or []) | ({"local": local} if local else {})
     meth = make_method(method, opts)
-    budget = Budget(n_starts=starts, max_evals=max_evals, max_seconds=max_seconds)
+    n_starts = starts if starts is not None else (None if cpu_budget is not None else 20)
+    budget = Budget(n_starts=n_starts, max_evals=max_evals, max_seconds=max_seconds, cpu_budget=cpu_budget)
+    check_budget(budget)
     pb = resolve(problem)
-    with RunProgress(starts, f"{pb.name}/{method}", quiet=quiet, console=console) as bar:
+    with RunProgress(n_starts, f"{pb.name}/{method}", quiet=quiet, console=console) as bar:
         path = run_method(
             pb,
             meth,
@@ -221,7 +232,8 @@ def run(
             priors=priors,
         )
     console.print(f"wrote {path}")
-    console.print(best_table(*load_results(path.parent)).to_string(index=False))
+    table = best_table(*load_results(path.parent), compilation=load_compilation(path.parent))
+    console.print(_format_summary(table).to_string(index=False))
 
 
 Suite_ = Annotated[
@@ -229,13 +241,14 @@ Suite_ = Annotated[
 ]
 
 
-def _suite_reference(suite: Path | None) -> tuple[dict | None, dict | None]:
+def _suite_reference(suite: Path | None, folder: Path) -> tuple[dict | None, dict | None, dict | None]:
+    """A suite's bars and thresholds, and the re-checked bars kept in the results folder."""
     if suite is None:
-        return None, None
-    from .bench import load_suite
+        return None, None, None
+    from .bench import confirmed_values, load_suite, read_bars
 
     s = load_suite(suite)
-    return s.best_known, s.thresholds
+    return s.best_known, s.thresholds, confirmed_values(read_bars(folder), s.best_known)
 
 
 @app.command()
@@ -248,18 +261,28 @@ def table(
     json_: Annotated[bool, typer.Option("--json")] = False,
     markdown: Annotated[bool, typer.Option("--markdown", help="a Markdown table")] = False,
 ) -> None:
-    """Per problem and method: best nllh, converged starts, cost per converged start."""
+    """Per problem and method: best nllh, converged starts, cost per converged start, CPU to the bar."""
     from .metrics import best_table
-    from .results import load_results
+    from .results import load_compilation, load_results
 
-    stated, thresholds = _suite_reference(suite)
-    df = best_table(*load_results(folder, problem), top=top, stated=stated, thresholds=thresholds)
+    stated, thresholds, confirmed = _suite_reference(suite, folder)
+    df = best_table(
+        *load_results(folder, problem),
+        top=top,
+        stated=stated,
+        thresholds=thresholds,
+        compilation=load_compilation(folder),
+        confirmed=confirmed,
+    )
     if json_:
         print(df.to_json(orient="records"))
     elif markdown:
         print(_format_summary(df).to_markdown(index=False))
     else:
-        print(df.to_string(index=False))
+        print(_format_summary(df).to_string(index=False))
+        tops = df[["problem", "method", f"top{top}"]]
+        print(f"\nbest {top} final nllh per method:")
+        print(tops.to_string(index=False))
 
 
 @app.command()
@@ -274,43 +297,55 @@ def plot(
     from .plots import comparison_figure
     from .results import PROBLEM, load_results
 
-    stated, thresholds = _suite_reference(suite)
+    stated, thresholds, confirmed = _suite_reference(suite, folder)
     starts, history = load_results(folder, problem)
     if out.suffix.lower() == ".png":
-        console.print(f"wrote {comparison_figure(starts, history, out, stated, thresholds)}")
+        console.print(f"wrote {comparison_figure(starts, history, out, stated, thresholds, confirmed)}")
         return
     for name in sorted(starts[PROBLEM].unique()):
         s, h = starts[starts[PROBLEM] == name], history[history[PROBLEM] == name]
-        console.print(f"wrote {comparison_figure(s, h, out / f'{name}.png', stated, thresholds)}")
+        console.print(f"wrote {comparison_figure(s, h, out / f'{name}.png', stated, thresholds, confirmed)}")
 
 
 def _format_summary(df):
-    """The summary columns a reader compares methods by, rounded."""
+    """The summary columns a reader compares methods by, rounded.
+
+    ``CPU s to bar``: median over the runs (seeds) that reached the bar of the run's CPU
+    seconds when they did, with how many runs did; ``+1.921``: the same at the field's
+    statistical threshold.
+    """
+    from .metrics import STAT_THRESHOLDS, stat_label
+
+    stat = stat_label(STAT_THRESHOLDS[0])
+
+    def runs_and_time(hit, runs, time):
+        return [f"{t:.1f} ({h}/{n})" if h else f"- (0/{n})" for h, n, t in zip(hit, runs, time, strict=True)]
+
+    out = df.assign(
+        converged=[f"{c}/{n}" for c, n in zip(df["converged"], df["starts"], strict=True)],
+        conv_stat=[f"{c}/{n}" for c, n in zip(df[f"converged_{stat}"], df["starts"], strict=True)],
+        cpu_to_bar=runs_and_time(df["runs_hit"], df["runs"], df["median_cpu_to_threshold"]),
+        cpu_to_stat=runs_and_time(df[f"runs_hit_{stat}"], df["runs"], df[f"median_cpu_to_{stat}"]),
+    )
     cols = {
         "problem": "problem",
         "method": "method",
         "best_nllh": "best nllh",
+        "best_known": "bar",
         "converged": "converged",
-        "frac_converged": "frac",
-        "median_fevals_to_threshold": "med. evals to thr.",
-        "median_seconds_to_threshold": "med. s to thr.",
+        "conv_stat": f"within +{stat}",
         "fevals_per_converged": "evals / conv.",
         "seconds_per_converged": "s / conv.",
+        "cpu_to_bar": "CPU s to bar (runs)",
+        "cpu_to_stat": f"CPU s to +{stat}",
         "failed_integrations": "failed integr.",
-        "total_seconds": "total s",
+        "total_cpu_seconds": "CPU s",
     }
-    out = df.assign(converged=[f"{c}/{n}" for c, n in zip(df["converged"], df["starts"], strict=True)])
+    if "compile_seconds" in out.columns:
+        cols["compile_seconds"] = "compile s"
     out = out[list(cols)].rename(columns=cols)
     return out.round(
-        {
-            "best nllh": 4,
-            "frac": 2,
-            "med. evals to thr.": 0,
-            "med. s to thr.": 2,
-            "evals / conv.": 0,
-            "s / conv.": 2,
-            "total s": 1,
-        }
+        {"best nllh": 3, "bar": 3, "evals / conv.": 0, "s / conv.": 2, "CPU s": 1, "compile s": 1}
     )
 
 

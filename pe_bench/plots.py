@@ -17,8 +17,21 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .metrics import THRESHOLD, best_known  # noqa: E402
-from .results import BEST_NLLH, METHOD, N_FEVALS, NLLH_FINAL, PROBLEM, SECONDS, SEED, START, WALL_TIME_S  # noqa: E402
+from .metrics import THRESHOLD, best_known, numeric_column, run_cpu_axis  # noqa: E402
+from .results import (  # noqa: E402
+    BEST_NLLH,
+    METHOD,
+    N_FEVALS,
+    NLLH_FINAL,
+    PROBLEM,
+    RUN_CPU_SECONDS,
+    SECONDS,
+    SEED,
+    SHARED_FEVALS,
+    SHARED_WALL_S,
+    START,
+    WALL_TIME_S,
+)
 
 _OFFSET_FLOOR = 1e-4  # a start exactly at the best is drawn here on the log axis
 
@@ -51,14 +64,22 @@ def run_traces(starts: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
     """Best-so-far of each (method, seed) run against cumulative evaluations and seconds.
 
     Starts are taken in start order; each start's own trace is shifted by the evaluations
-    and seconds of the starts before it.
+    and seconds (shared work included) of the starts before it and by its own shared
+    work. ``run_cpu_seconds``: the run's CPU seconds (:func:`metrics.run_cpu_axis`).
     """
     rows = []
+    history = history.assign(**{RUN_CPU_SECONDS: run_cpu_axis(starts, history).to_numpy()})
+    starts = starts.assign(
+        _evals=numeric_column(starts, SHARED_FEVALS).to_numpy(),
+        _wall=numeric_column(starts, SHARED_WALL_S).to_numpy(),
+    )
     for (method, seed), sdf in starts.groupby([METHOD, SEED]):
         sdf = sdf.sort_values(START)
         hdf = history[(history[METHOD] == method) & (history[SEED] == seed)]
         evals0, secs0, best = 0, 0.0, np.inf
         for _, s in sdf.iterrows():
+            evals0 += int(s["_evals"])
+            secs0 += float(s["_wall"])
             h = hdf[hdf[START] == s[START]].sort_values(N_FEVALS)
             for _, r in h.iterrows():
                 best = min(best, r[BEST_NLLH])
@@ -68,12 +89,13 @@ def run_traces(starts: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
                         SEED: seed,
                         N_FEVALS: evals0 + r[N_FEVALS],
                         SECONDS: secs0 + r[SECONDS],
+                        RUN_CPU_SECONDS: r[RUN_CPU_SECONDS],
                         BEST_NLLH: best,
                     }
                 )
             evals0 += int(s[N_FEVALS])
             secs0 += float(s[WALL_TIME_S])
-    return pd.DataFrame(rows, columns=[METHOD, SEED, N_FEVALS, SECONDS, BEST_NLLH])
+    return pd.DataFrame(rows, columns=[METHOD, SEED, N_FEVALS, SECONDS, RUN_CPU_SECONDS, BEST_NLLH])
 
 
 def convergence(
@@ -84,7 +106,7 @@ def convergence(
     best: float | None = None,
     threshold: float = THRESHOLD,
 ):
-    """Best-so-far nllh (offset from the best) against evaluations or seconds, per method."""
+    """Best-so-far nllh (offset from the best) against evaluations, seconds or run CPU seconds."""
     ax = ax or plt.gca()
     best = starts[NLLH_FINAL][np.isfinite(starts[NLLH_FINAL])].min() if best is None else best
     traces = run_traces(starts, history)
@@ -92,7 +114,8 @@ def convergence(
         ax.step(t[x], t[BEST_NLLH] - best + _OFFSET_FLOOR, where="post", label=f"{method} (seed {seed})")
     ax.set_yscale("log")
     ax.set_xscale("log")
-    ax.set_xlabel("function evaluations" if x == N_FEVALS else "seconds")
+    labels = {N_FEVALS: "function evaluations", SECONDS: "seconds", RUN_CPU_SECONDS: "run CPU seconds"}
+    ax.set_xlabel(labels[x] + " (compilation excluded)" if x != N_FEVALS else labels[x])
     ax.set_ylabel("best nllh so far - best")
     ax.axhline(threshold, color="grey", lw=0.8, ls="--")
     ax.legend(fontsize=8)
@@ -106,14 +129,15 @@ def comparison_figure(
     out: Path,
     stated: Mapping[str, float] | None = None,
     thresholds: Mapping[str, float] | float | None = None,
+    confirmed: Mapping[str, float] | None = None,
 ) -> Path:
-    """One row per problem: waterfall, convergence vs evaluations, convergence vs seconds.
+    """One row per problem: waterfall, convergence vs evaluations, convergence vs run CPU seconds.
 
-    ``stated`` / ``thresholds``: best known values and convergence thresholds per problem
-    (as in a suite), see :mod:`pe_bench.metrics`.
+    ``stated`` / ``thresholds`` / ``confirmed``: best known values, convergence thresholds
+    and re-checked bars per problem (as in a suite), see :mod:`pe_bench.metrics`.
     """
     problems = sorted(starts[PROBLEM].unique())
-    reference = best_known(starts, stated)
+    reference = best_known(starts, stated, confirmed)
     thr = thresholds if isinstance(thresholds, Mapping) else dict.fromkeys(problems, thresholds or THRESHOLD)
     fig, axes = plt.subplots(len(problems), 3, figsize=(16, 4.2 * len(problems)), squeeze=False)
     for row, problem in zip(axes, problems, strict=True):
@@ -122,8 +146,8 @@ def comparison_figure(
         best, t = reference[problem], thr.get(problem, THRESHOLD)
         waterfall(s, ax=row[0], best=best, threshold=t).set_title(f"{problem}: waterfall")
         convergence(s, h, N_FEVALS, ax=row[1], best=best, threshold=t).set_title(f"{problem}: convergence")
-        convergence(s, h, SECONDS, ax=row[2], best=best, threshold=t).set_title(
-            f"{problem}: convergence (time)"
+        convergence(s, h, RUN_CPU_SECONDS, ax=row[2], best=best, threshold=t).set_title(
+            f"{problem}: convergence (CPU time)"
         )
     fig.tight_layout()
     out = Path(out)

@@ -14,7 +14,7 @@ from .methods.base import StartResult
 class RunProgress:
     """Context manager giving ``on_start_done`` / ``on_eval`` callbacks; silent if ``quiet``."""
 
-    def __init__(self, total: int, label: str, quiet: bool = False, console: Console | None = None):
+    def __init__(self, total: int | None, label: str, quiet: bool = False, console: Console | None = None):
         self.quiet = quiet
         self.best = math.inf
         self.evals = 0
@@ -62,7 +62,7 @@ class RunProgress:
 class CaseProgress:
     """Progress of a conformance run: cases done and the count of each status so far."""
 
-    def __init__(self, total: int, label: str, quiet: bool = False, console: Console | None = None):
+    def __init__(self, total: int | None, label: str, quiet: bool = False, console: Console | None = None):
         self.counts: dict[str, int] = {}
         self.progress = Progress(
             TextColumn("{task.description}"),

@@ -25,8 +25,18 @@ PROBLEM, METHOD, SEED, START = "problem", "method", "seed", "start"
 X_START, X_FINAL, NLLH_START, NLLH_FINAL = "x_start", "x_final", "nllh_start", "nllh_final"
 N_FEVALS, N_GEVALS, WALL_TIME_S, STATUS, MESSAGE = "n_fevals", "n_gevals", "wall_time_s", "status", "message"
 ROUND, LABEL, N_FAILED = "round", "label", "n_failed"
-SECONDS, BEST_NLLH = "seconds", "best_nllh"
+CPU_TIME_S, RUN_CPU_S = "cpu_time_s", "run_cpu_s"
+SHARED_FEVALS, SHARED_FAILED, SHARED_WALL_S, SHARED_CPU_S = (
+    "shared_fevals",
+    "shared_failed",
+    "shared_wall_s",
+    "shared_cpu_s",
+)
+SECONDS, BEST_NLLH, CPU_SECONDS, RUN_CPU_SECONDS = "seconds", "best_nllh", "cpu_seconds", "run_cpu_seconds"
 METADATA_KEY = b"pe_bench"
+#: Metadata keys: the seconds spent compiling per task of a run, and the budget a run
+#: finished under (a CPU-budgeted run that finished is complete).
+COMPILATION, FINISHED = "compilation", "finished"
 
 STARTS_SCHEMA = pa.schema(
     [
@@ -46,10 +56,16 @@ STARTS_SCHEMA = pa.schema(
         (ROUND, pa.int64()),
         (LABEL, pa.float64()),
         (N_FAILED, pa.int64()),
+        (CPU_TIME_S, pa.float64()),
+        (RUN_CPU_S, pa.float64()),
+        (SHARED_FEVALS, pa.int64()),
+        (SHARED_FAILED, pa.int64()),
+        (SHARED_WALL_S, pa.float64()),
+        (SHARED_CPU_S, pa.float64()),
     ]
 )
 #: Columns added after the first release: files without them still read (as nulls).
-_OPTIONAL = {N_FAILED}
+_OPTIONAL = {N_FAILED, CPU_TIME_S, RUN_CPU_S, SHARED_FEVALS, SHARED_FAILED, SHARED_WALL_S, SHARED_CPU_S}
 HISTORY_SCHEMA = pa.schema(
     [
         (PROBLEM, pa.string()),
@@ -59,8 +75,11 @@ HISTORY_SCHEMA = pa.schema(
         (N_FEVALS, pa.int64()),
         (SECONDS, pa.float64()),
         (BEST_NLLH, pa.float64()),
+        (CPU_SECONDS, pa.float64()),
+        (RUN_CPU_SECONDS, pa.float64()),
     ]
 )
+_HISTORY_OPTIONAL = {CPU_SECONDS, RUN_CPU_SECONDS}
 
 
 def run_paths(out: Path, problem: str, method: str, seed: int) -> tuple[Path, Path]:
@@ -100,16 +119,30 @@ class RunWriter:
                 )
             read_starts(self.starts_path)  # validates
             # pyarrow's own rows keep nulls as None (pandas would turn them into NaN).
-            old = pq.read_table(self.starts_path)
-            names = [n for n in STARTS_SCHEMA.names if n in old.column_names]
-            self.rows = old.select(names).to_pylist()
+            self.rows = _complete(pq.read_table(self.starts_path), STARTS_SCHEMA).to_pylist()
             if self.history_path.exists():
-                self.history = pq.read_table(self.history_path).select(HISTORY_SCHEMA.names).to_pylist()
+                self.history = _complete(pq.read_table(self.history_path), HISTORY_SCHEMA).to_pylist()
+            old = read_metadata(self.starts_path)
+            self._finished = old.pop(FINISHED, None)
+            self.metadata = old | metadata | {COMPILATION: old.get(COMPILATION, {})}
+        else:
+            self._finished = None
 
     @property
     def done(self) -> frozenset[int]:
         """Starts already in the file."""
         return frozenset(int(r[START]) for r in self.rows)
+
+    @property
+    def finished(self) -> bool:
+        """True if the file holds a CPU-budgeted run that ended under this same budget."""
+        budget = self.metadata.get("budget") or {}
+        return budget.get("cpu_budget") is not None and self._finished == budget
+
+    def finish(self) -> None:
+        """Mark the run as ended (its budget spent or its starts done) and rewrite the files."""
+        self._finished = self.metadata.get("budget")
+        self.flush()
 
     def add(self, res: StartResult, extra_metadata: dict | None = None) -> None:
         """Append one finished start and rewrite both files."""
@@ -129,16 +162,28 @@ class RunWriter:
                 ROUND: res.extra.get("round"),
                 LABEL: res.extra.get("label"),
                 N_FAILED: int(res.n_failed),
+                CPU_TIME_S: float(res.cpu_time_s),
+                RUN_CPU_S: float(res.run_cpu_s),
+                SHARED_FEVALS: int(res.shared.n_fevals),
+                SHARED_FAILED: int(res.shared.n_failed),
+                SHARED_WALL_S: float(res.shared.wall_s),
+                SHARED_CPU_S: float(res.shared.cpu_s),
             }
         )
-        self.history.extend(key | {N_FEVALS: n, SECONDS: s, BEST_NLLH: b} for n, s, b in res.history)
+        self.history.extend(
+            key | {N_FEVALS: n, SECONDS: s, BEST_NLLH: b, CPU_SECONDS: c, RUN_CPU_SECONDS: r}
+            for n, s, b, c, r in res.history
+        )
         if extra_metadata:
-            self.metadata = self.metadata | extra_metadata
+            extra = dict(extra_metadata)
+            compilation = self.metadata.get(COMPILATION, {}) | extra.pop(COMPILATION, {})
+            self.metadata = self.metadata | extra | {COMPILATION: compilation}
         self.flush()
 
     def flush(self) -> None:
         """Write both tables (sorted by start) atomically, metadata in the schema."""
-        meta = {METADATA_KEY: json.dumps(self.metadata, default=str).encode()}
+        metadata = self.metadata | ({FINISHED: self._finished} if self._finished is not None else {})
+        meta = {METADATA_KEY: json.dumps(metadata, default=str).encode()}
         rows = sorted(self.rows, key=lambda r: r[START])
         starts = pa.Table.from_pylist(rows, schema=STARTS_SCHEMA.with_metadata(meta))
         history = pa.Table.from_pylist(self.history, schema=HISTORY_SCHEMA.with_metadata(meta))
@@ -146,16 +191,30 @@ class RunWriter:
         _write_atomic(history, self.history_path)
 
 
+def _complete(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` with the schema's columns in order, those it lacks added as nulls."""
+    for column in schema:
+        if column.name not in table.column_names:
+            table = table.append_column(column, pa.nulls(len(table), column.type))
+    return table.select(schema.names)
+
+
 def read_starts(path: Path) -> pd.DataFrame:
-    """One starts table, validated against the schema."""
+    """One starts table, validated against the schema (newer columns null in older files)."""
     table = pq.read_table(path)
     missing = [f.name for f in STARTS_SCHEMA if f.name not in table.column_names]
     if set(missing) - _OPTIONAL:
         raise ProblemSpecError(f"{path}: not a pe_bench starts table (missing {', '.join(missing)})")
-    for name in missing:
-        column = STARTS_SCHEMA.field(name)
-        table = table.append_column(column, pa.nulls(len(table), column.type))
-    return table.select(STARTS_SCHEMA.names).to_pandas()
+    return _complete(table, STARTS_SCHEMA).to_pandas()
+
+
+def read_history(path: Path) -> pd.DataFrame:
+    """One history table, validated against the schema (newer columns null in older files)."""
+    table = pq.read_table(path)
+    missing = [f.name for f in HISTORY_SCHEMA if f.name not in table.column_names]
+    if set(missing) - _HISTORY_OPTIONAL:
+        raise ProblemSpecError(f"{path}: not a pe_bench history table (missing {', '.join(missing)})")
+    return _complete(table, HISTORY_SCHEMA).to_pandas()
 
 
 def read_metadata(path: Path) -> dict:
@@ -172,7 +231,7 @@ def load_results(folder: Path, problem: str | None = None) -> tuple[pd.DataFrame
     starts = [read_starts(p) for p in sorted(folder.rglob("*.starts.parquet"))]
     if not starts:
         raise ProblemSpecError(f"{folder}: no result files (*.starts.parquet) found")
-    hist = [pq.read_table(p).to_pandas() for p in sorted(folder.rglob("*.history.parquet"))]
+    hist = [read_history(p) for p in sorted(folder.rglob("*.history.parquet"))]
     df = pd.concat(starts, ignore_index=True)
     hf = pd.concat(hist, ignore_index=True) if hist else pd.DataFrame(columns=HISTORY_SCHEMA.names)
     if problem is not None:
@@ -180,3 +239,28 @@ def load_results(folder: Path, problem: str | None = None) -> tuple[pd.DataFrame
         if df.empty:
             raise ProblemSpecError(f"{folder}: no results for problem '{problem}'")
     return df, hf
+
+
+def load_compilation(folder: Path) -> pd.DataFrame:
+    """Per run file under ``folder``: seconds spent compiling outside its starts.
+
+    Columns: problem, method, seed, ``compile_s`` and ``compile_cpu_s`` (summed over the
+    run's tasks; 0 where a task reused an objective compiled for an earlier one), and
+    ``finished`` (the run's CPU budget was spent or its starts done).
+    """
+    rows = []
+    for path in sorted(Path(folder).rglob("*.starts.parquet")):
+        meta = read_metadata(path)
+        tasks = meta.get(COMPILATION, {}).values()
+        key = pq.read_table(path, columns=[PROBLEM, METHOD, SEED]).slice(0, 1).to_pylist()
+        if not key:
+            continue
+        rows.append(
+            key[0]
+            | {
+                "compile_s": float(sum(t.get("wall_s", 0.0) for t in tasks)),
+                "compile_cpu_s": float(sum(t.get("cpu_s", 0.0) for t in tasks)),
+                "finished": meta.get(FINISHED) is not None,
+            }
+        )
+    return pd.DataFrame(rows, columns=[PROBLEM, METHOD, SEED, "compile_s", "compile_cpu_s", "finished"])

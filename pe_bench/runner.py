@@ -5,12 +5,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib.metadata
+import math
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from .clock import RunClock, compile_totals, excluded
 from .errors import ProblemSpecError
 from .methods import REGISTRY, Budget, Callbacks, Method, StartResult
 from .objective import Objective
@@ -127,6 +129,58 @@ def method_extra_metadata(method: Method) -> dict | None:
     return {"round_stats": list(stats)} if stats is not None else None
 
 
+def check_budget(budget: Budget) -> None:
+    """Raise a one-line ProblemSpecError for a budget no method can run under."""
+    if budget.n_starts is not None and budget.n_starts < 1:
+        raise ProblemSpecError(f"--starts must be >= 1, got {budget.n_starts}")
+    if budget.max_evals is not None and budget.max_evals < 1:
+        raise ProblemSpecError(f"--max-evals must be >= 1, got {budget.max_evals}")
+    if budget.cpu_budget is not None and not budget.cpu_budget > 0:
+        raise ProblemSpecError(f"--cpu-budget must be > 0 seconds, got {budget.cpu_budget}")
+
+
+def iter_starts(
+    method: Method,
+    objective: Objective,
+    lower,
+    upper,
+    budget: Budget,
+    seed: int,
+    callbacks: Callbacks,
+    skip: frozenset[int] = frozenset(),
+    spent: float | None = 0.0,
+    label: str = "run",
+):
+    """Run ``method`` on ``objective`` with the fair clock; yield (result, extra metadata).
+
+    The objective's entry points are compiled first (timed apart: no start is charged
+    for them), the run gets a :class:`~pe_bench.clock.RunClock` (its CPU budget, and
+    ``spent`` CPU seconds already spent by the part of the run that is done; None: no
+    run-level clock, for a chunk of a run whose other starts run elsewhere), and every
+    result comes with the method's extra metadata plus ``compilation``: the seconds this
+    process spent compiling while running it, under ``label``.
+    """
+    t0 = compile_totals()
+    warm_up = getattr(objective, "warm_up", None)
+    if warm_up is not None:
+        warm_up()
+    if spent is not None:
+        callbacks = dataclasses.replace(callbacks, run_clock=RunClock(budget.cpu_budget, spent))
+    for res in method.run(objective, lower, upper, budget, seed, callbacks, skip=skip):
+        paid = compile_totals() - t0
+        extra = (method_extra_metadata(method) or {}) | {
+            "compilation": {label: {"wall_s": paid.wall, "cpu_s": paid.cpu}}
+        }
+        yield res, extra
+
+
+def spent_cpu(rows: list[dict]) -> float:
+    """CPU seconds a run had spent when its last recorded start ended (0 for none)."""
+    values = [r.get("run_cpu_s") for r in rows]
+    values = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    return max(values, default=0.0)
+
+
 def run_method(
     problem: Problem,
     method: Method,
@@ -150,21 +204,23 @@ def run_method(
     Raises:
         ProblemSpecError: bad budget, output path, or results present without ``resume``.
     """
-    if budget.n_starts < 1:
-        raise ProblemSpecError(f"--starts must be >= 1, got {budget.n_starts}")
-    if budget.max_evals is not None and budget.max_evals < 1:
-        raise ProblemSpecError(f"--max-evals must be >= 1, got {budget.max_evals}")
+    check_budget(budget)
     if not problem.has_data:
         raise ProblemSpecError(f"problem '{problem.name}' has no measurements: nothing to fit")
     objective = objective or Objective(problem, options or SolverOptions(), priors=priors)
-    lower, upper = problem.bounds
     metadata = run_metadata(problem, method, budget, objective.options, target, priors=objective.priors)
     writer = RunWriter(out, problem.name, method.name, seed, metadata, resume)
+    if writer.finished:
+        return writer.starts_path
     callbacks = Callbacks(target=target, on_eval=on_eval)
-    results = method.run(objective, lower, upper, budget, seed, callbacks, skip=writer.done)
-    for res in results:
-        writer.add(res, method_extra_metadata(method))
+    lower, upper = problem.bounds
+    results = iter_starts(
+        method, objective, lower, upper, budget, seed, callbacks, writer.done, spent_cpu(writer.rows)
+    )
+    for res, extra in results:
+        with excluded():  # writing result files is no method's cost
+            writer.add(res, extra)
         if on_start_done is not None:
             on_start_done(res)
-    writer.flush()
+    writer.finish()
     return writer.starts_path

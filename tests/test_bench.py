@@ -325,11 +325,28 @@ def _final(out: Path) -> pd.DataFrame:
     )
 
 
+#: SMALL with the field's winning methods too (cmaes, sacess), to run them on Dask.
+WITH_GLOBAL = (
+    SMALL
+    + """
+    [[methods]]
+    name = "cmaes"
+    max_evals = 60
+
+    [[methods]]
+    name = "sacess"
+    options = { workers = 2 }
+    starts = 1
+    max_evals = 200
+"""
+)
+
+
 @pytest.mark.slow
 def test_local_cluster_matches_in_process_and_survives_a_killed_worker(tmp_path):
     from distributed import Client, LocalCluster
 
-    suite = load_suite(write_suite(tmp_path, SMALL))
+    suite = load_suite(write_suite(tmp_path, WITH_GLOBAL))
     here = run_suite(suite, tmp_path / "here")
 
     with (
@@ -362,7 +379,7 @@ def test_local_cluster_matches_in_process_and_survives_a_killed_worker(tmp_path)
     assert there.failed_tasks == []
     pd.testing.assert_frame_equal(_deterministic(here.summary), _deterministic(there.summary))
     a, b = _final(tmp_path / "here"), _final(tmp_path / "dask")
-    assert len(b) == 8
+    assert len(b) == 13 and set(b["method"]) == {"multistart", "pso", "cmaes", "sacess"}
     np.testing.assert_array_equal(a["nllh_final"], b["nllh_final"])
     np.testing.assert_array_equal(a["n_fevals"], b["n_fevals"])
 
@@ -457,3 +474,93 @@ def test_missing_starts_of_an_unfinished_run(tmp_path):
     run_suite(select_methods(suite, ["multistart"]), out)
     assert missing_starts(suite, out) == {("cortisol", "pso"): (4, 4)}
     assert missing_starts(select_methods(suite, ["multistart"]), out) == {}
+
+
+# ----------------------------------------------------------------------------- CPU budgets, bars
+
+
+CPU_SUITE = """
+    name = "cpu"
+    seeds = [0]
+    cpu_budget = 1.5
+    threshold = 0.1
+
+    [[problems]]
+    source = "cortisol"
+
+    [[methods]]
+    name = "multistart"
+
+    [[methods]]
+    name = "cmaes"
+
+    [[methods]]
+    name = "sacess"
+    options = { workers = 2 }
+    pooled = true
+"""
+
+
+def test_cpu_budgeted_suite_runs_each_run_as_one_task_and_resumes_to_nothing(tmp_path):
+    suite = load_suite(write_suite(tmp_path, CPU_SUITE))
+    assert all(m.budget.cpu_budget == 1.5 and m.budget.n_starts is None for m in suite.methods)
+    tasks = plan(suite, tmp_path / "out", resume=False)
+    assert [t.starts for t in tasks] == [None, None, None] and all(t.spent == 0 for t in tasks)
+    assert planned_starts(suite) == {("cortisol", m): 1 for m in ("multistart", "cmaes", "sacess")}
+    result = run_suite(suite, tmp_path / "out")
+    assert result.failed_tasks == []
+    starts, _ = load_results(tmp_path / "out")
+    for method, m in starts.groupby("method"):
+        assert 1.5 <= m["run_cpu_s"].max() <= 2.5, (method, m["run_cpu_s"].max())
+    assert plan(suite, tmp_path / "out", resume=True) == []
+    assert missing_starts(suite, tmp_path / "out") == {}
+    row = result.summary.set_index("method").loc["multistart"]
+    assert row["runs"] == 1 and row["runs_hit"] == 1 and row["median_cpu_to_threshold"] <= 1.5
+
+
+def test_pooled_method_gets_the_budget_of_all_starts_in_one(tmp_path):
+    body = CPU_SUITE.replace("cpu_budget = 1.5", "starts = 4\n    max_evals = 100\n    max_seconds = 10")
+    suite = load_suite(write_suite(tmp_path, body))
+    budgets = {t.method.name: t.method.budget for t in plan(suite, tmp_path / "out", resume=False)}
+    assert (budgets["sacess"].n_starts, budgets["sacess"].max_evals, budgets["sacess"].max_seconds) == (
+        1,
+        400,
+        40,
+    )
+    assert (budgets["cmaes"].n_starts, budgets["cmaes"].max_evals) == (4, 100)
+
+
+def test_bars_from_a_best_known_file_and_problem_method_lists(tmp_path):
+    table = tmp_path / "BEST.tsv"
+    table.write_text("# a comment\nproblem_id\tbest_nllh\tfound_by\ncortisol\t-250.5\tcmaes\n")
+    body = CPU_SUITE.replace('name = "cpu"', 'name = "cpu"\n    best_known_file = "BEST.tsv"')
+    body = body.replace('source = "cortisol"', 'source = "cortisol"\n    methods = ["cmaes"]')
+    suite = load_suite(write_suite(tmp_path, body))
+    assert suite.best_known == {"cortisol": -250.5}
+    assert suite.best_known_sources == {"cortisol": "BEST.tsv (cmaes)"}
+    assert [m.name for m in suite.methods_for(suite.problems[0])] == ["cmaes"]
+    bad = write_suite(tmp_path, body.replace('["cmaes"]', '["simplex"]'), "bad.toml")
+    result = runner.invoke(app, ["bench", str(bad), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "methods simplex are not in the suite" in result.stderr
+    table.write_text("problem\tnllh\ncortisol\t1\n")
+    result = runner.invoke(app, ["bench", str(suite.path), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "required column 'problem_id'" in result.stderr
+
+
+def test_a_start_below_the_stated_value_is_rechecked_before_it_sets_the_bar(tmp_path):
+    from pe_bench.bench import confirm_bars, read_bars, summarise_suite
+
+    body = SMALL.replace('source = "cortisol"', 'source = "cortisol"\n    best_known = -200.0')
+    suite = load_suite(write_suite(tmp_path, body))
+    out = tmp_path / "out"
+    run_suite(suite, out)
+    bars = confirm_bars(suite, out)
+    bar = bars["cortisol"]
+    assert bar["nllh"] < -200 and bar["rtol"] == 1e-12
+    assert bar["nllh_tight"] == pytest.approx(bar["nllh"], abs=1e-4)  # holds at tighter tolerances
+    assert read_bars(out) == bars
+    row = summarise_suite(suite, out).iloc[0]
+    assert row["best_known"] == pytest.approx(bar["nllh_tight"])
+    # the re-evaluated value, not the run's, is the bar
+    (out / "bars.json").write_text(json.dumps({"cortisol": bar | {"nllh_tight": -210.0}}))
+    assert summarise_suite(suite, out).iloc[0]["best_known"] == -210.0

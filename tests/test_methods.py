@@ -164,7 +164,7 @@ def test_target_stops_a_start():
         )
     )
     assert res.status == "stopped" and res.nllh_final <= 0.5
-    assert [b for _, _, b in res.history if b <= 0.5] == [res.nllh_final]  # stopped at the first hit
+    assert [h[2] for h in res.history if h[2] <= 0.5] == [res.nllh_final]  # stopped at the first hit
 
 
 def test_max_evals_is_respected():
@@ -179,6 +179,53 @@ def test_max_evals_is_respected():
         )
     )
     assert res.status == "max_evals" and res.n_fevals == 3
+
+
+def test_cmaes_ipop_restarts_grow_the_population_within_one_start():
+    from pe_bench.methods.cmaes import default_popsize
+
+    lower, upper = np.full(3, -2.0), np.full(3, 2.0)
+    plain = next(make_method("cmaes").run(FunctionObjective(sphere), lower, upper, Budget(1), 0, Callbacks()))
+    assert plain.status == "converged" and plain.extra["restarts"] == 0 and "tol" in plain.message
+    assert plain.nllh_final < 1e-9
+    ipop = make_method("cmaes", {"ipop": "true", "max_restarts": "2"})
+    res = next(ipop.run(FunctionObjective(sphere), lower, upper, Budget(1), 0, Callbacks()))
+    assert res.extra["restarts"] == 2 and res.extra["popsize"] == 4 * default_popsize(3)
+    assert res.n_fevals > plain.n_fevals and "2 IPOP restart(s)" in res.message
+    # the start point is evaluated with the first generation
+    np.testing.assert_array_equal(res.x_start, latin_hypercube(1, lower, upper, 0)[0])
+    assert res.nllh_start == pytest.approx(float(sphere(jnp.asarray(res.x_start))))
+
+
+class BatchLog(FunctionObjective):
+    """Records the size of every batched call."""
+
+    def __init__(self, fn):
+        super().__init__(fn)
+        self.sizes = []
+
+    def batch(self, xs):
+        self.sizes.append(len(xs))
+        return super().batch(xs)
+
+
+def rastrigin(x):
+    return 10 * x.shape[0] + jnp.sum(x**2 - 10 * jnp.cos(2 * jnp.pi * x))
+
+
+def test_sacess_finds_the_rastrigin_minimum_with_combinations_in_batches():
+    from pe_bench.methods.sacess import dim_refset
+
+    lower, upper = np.full(3, -5.12), np.full(3, 5.12)
+    objective = BatchLog(rastrigin)
+    method = make_method("sacess", {"workers": "3"})
+    res = next(method.run(objective, lower, upper, Budget(1, max_evals=6000), 0, Callbacks()))
+    assert res.nllh_final < 1e-8 and np.all(np.abs(res.x_final) < 1e-4), (res.nllh_final, res.x_final)
+    assert res.status == "max_evals" and "local searches" in res.message
+    # one batch per combination step holds every worker's b (b - 1) children
+    b = [dim_refset(x, 3) for x in (1, 3, 5)]
+    assert max(objective.sizes) >= sum(k * (k - 1) for k in b)
+    assert res.n_fevals == 6000 and sum(objective.sizes) <= 6000
 
 
 @pytest.fixture(scope="module")

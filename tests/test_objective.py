@@ -74,11 +74,11 @@ def test_new_parameter_values_do_not_recompile(cortisol):
     cortisol.value(x)
     cortisol.value(x + 0.01)
     cortisol.value(jnp.asarray(x - 0.01))
-    assert cortisol._value._cache_size() == 1
+    assert cortisol.n_compiled["value"] == 1
     cortisol.batch(np.stack([x, x + 0.1]))
-    compiled = cortisol._batch_steps._cache_size()
+    compiled = cortisol.n_compiled["batch"]
     cortisol.batch(np.stack([x, x - 0.1]))
-    assert cortisol._batch_steps._cache_size() == compiled  # same batch shape: no new compilation
+    assert cortisol.n_compiled["batch"] == compiled  # same batch shape: no new compilation
 
 
 def test_bounded_lanes_and_steps_equal_one_call(cortisol):
@@ -108,12 +108,22 @@ def test_batch_threads_follow_pe_bench_threads(cortisol, monkeypatch):
     monkeypatch.setenv(THREADS_ENV, "1")
     assert compute_threads() == 1
     if jax.default_backend() == "cpu":
-        assert Objective(cortisol.problem, batch_lanes=0)._chunks(10) == (1, 10)
+        # one chunk; 10 vectors padded to the lane bucket 12 (objective.LANE_BUCKETS)
+        assert Objective(cortisol.problem, batch_lanes=0)._chunks(10) == (1, 12)
     monkeypatch.setenv(THREADS_ENV, "3")
     assert compute_threads() == 3
     monkeypatch.setenv(THREADS_ENV, "not a number")
     monkeypatch.setattr("os.cpu_count", lambda: 5)
     assert compute_threads() == 5
+
+
+def test_lane_buckets_bound_the_padding():
+    from pe_bench.objective import lane_bucket
+
+    sizes = {lane_bucket(n) for n in range(1, 200)}
+    assert len(sizes) <= 16  # a few compiled shapes, not one per batch size
+    for n in range(1, 200):
+        assert n <= lane_bucket(n) <= max(2, 1.5 * n)
 
 
 def test_lanes_grouped_by_predicted_cost_give_the_same_results(cortisol):

@@ -21,7 +21,7 @@ its own thread (XLA runs one vmapped computation on one core).
 from __future__ import annotations
 
 import functools
-import time
+import itertools
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ..clock import AotFunction, Stamp, now
 from ..objective import Objective
 from ..runtime import compute_threads
 from .base import (
@@ -41,10 +42,10 @@ from .base import (
     Budget,
     Callbacks,
     Method,
+    StartPoints,
     StartResult,
     StartTracker,
     StopStart,
-    latin_hypercube,
 )
 
 #: Iterations per start when the budget sets none.
@@ -62,6 +63,8 @@ class Adam(Method):
         rel_tol, patience: per-start stopping rule (see module docstring).
         block: iterations per compiled block (the host sees results once per block).
         chunks: parallel chunks of starts (0: one per core on CPU, one on an accelerator).
+        wave: starts per batch under a CPU budget without a number of starts (batches
+            follow each other until the budget is spent).
     """
 
     name = "adam"
@@ -71,6 +74,7 @@ class Adam(Method):
     patience: int = 50
     block: int = 25
     chunks: int = 0
+    wave: int = 8
 
     def _schedule(self, steps: int):
         if self.schedule == "constant":
@@ -98,14 +102,35 @@ class Adam(Method):
         callbacks: Callbacks,
         skip: frozenset[int] = frozenset(),
     ) -> Iterator[StartResult]:
-        """Optimise every start in one batch; yield results as starts finish."""
-        starts = latin_hypercube(budget.n_starts, lower, upper, seed)
-        todo = [i for i in range(budget.n_starts) if i not in skip]
-        if not todo:
-            return
+        """Optimise every start in one batch; yield results as starts finish.
+
+        Under a CPU budget without a number of starts, batches of ``wave`` starts follow
+        each other until the budget is spent.
+        """
         if self.block < 1:
             raise ValueError(f"block must be >= 1, got {self.block}")
-        max_iter = budget.max_evals or DEFAULT_MAX_EVALS
+        if self.wave < 1:
+            raise ValueError(f"wave must be >= 1, got {self.wave}")
+        starts = StartPoints(budget, lower, upper, seed)
+        compiled = self._block(objective, lower, upper, budget.max_evals or DEFAULT_MAX_EVALS)
+        if budget.n_starts is not None:
+            waves = [range(budget.n_starts)]
+        else:
+            waves = (range(w * self.wave, (w + 1) * self.wave) for w in itertools.count())
+        for wave in waves:
+            todo = [i for i in wave if i not in skip]
+            if not todo:
+                continue
+            if not callbacks.more_starts():
+                return
+            stopped = yield from self._run_wave(
+                objective, lower, upper, budget, callbacks, starts, todo, compiled
+            )
+            if stopped:
+                return
+
+    def _block(self, objective, lower, upper, max_iter):
+        """The optimiser and the compiled block of iterations (one per run, every wave)."""
         opt = optax.adam(self._schedule(max_iter))
         lo, hi = jnp.asarray(lower), jnp.asarray(upper)
         vg = jax.vmap(lambda x: objective.value_and_grad_fn(x)[:2])
@@ -125,16 +150,24 @@ class Adam(Method):
             return (new_x, new_state, active & ok), (values, x)
 
         @functools.partial(jax.jit, static_argnums=3)
-        def run_block(x, state, active, length):
+        def block(x, state, active, length):
             (x, state, active), (values, xs) = jax.lax.scan(
                 one_iteration, (x, state, active), None, length=length
             )
             return x, state, values, xs
 
+        # Compiled ahead of each block's timing, once per block length (pe_bench.clock).
+        return opt, AotFunction(block, static_argnums=(3,))
+
+    def _run_wave(self, objective, lower, upper, budget, callbacks, starts, todo, compiled):
+        """Optimise the starts ``todo`` in one batch; returns True if a stop was requested."""
+        max_iter = budget.max_evals or DEFAULT_MAX_EVALS
+        opt, run_block = compiled
         n, d = len(todo), len(lower)
         k = self._n_chunks(n)
         size = -(-n // k)
-        x_all = np.concatenate([starts[todo], np.repeat(starts[todo][:1], size * k - n, axis=0)])
+        x0 = np.stack([starts[i] for i in todo])
+        x_all = np.concatenate([x0, np.repeat(x0[:1], size * k - n, axis=0)])
         lanes = [np.arange(c * size, (c + 1) * size) for c in range(k)]
         xs_dev = [jnp.asarray(x_all[ln]) for ln in lanes]
         states = [opt.init(x) for x in xs_dev]
@@ -148,10 +181,23 @@ class Adam(Method):
         window = {i: [] for i in todo}
         pool = ThreadPoolExecutor(k) if k > 1 else None
         it0 = 0
+        per_iteration = None  # CPU seconds of one iteration of the batch, once measured
+        clock = callbacks.run_clock
         try:
             while it0 < max_iter:
                 length = min(self.block, max_iter - it0)
-                t_block = time.perf_counter()
+                if clock is not None and clock.cpu_budget is not None and per_iteration is None:
+                    length = 1  # measure an iteration before sizing blocks to the budget
+                elif clock is not None and clock.cpu_budget is not None:
+                    # Near the end of a CPU budget, shorter blocks: the budget is checked as
+                    # the host replays a block, after all of it was computed.
+                    # Powers of two, so that at most a few more block lengths compile.
+                    fits = int((clock.cpu_budget - clock.cpu()) / per_iteration) + 1
+                    if fits < length:
+                        length = 1 << max(0, fits.bit_length() - 1)
+                for c in range(k):
+                    run_block.compiled(xs_dev[c], states[c], jnp.asarray(active[lanes[c]]), length)
+                t_block = now()
 
                 def go(c, length=length, xs_dev=xs_dev, states=states):
                     if not active[lanes[c]].any():  # a chunk whose starts all ended: skip it
@@ -166,14 +212,19 @@ class Adam(Method):
                     )
 
                 outs = list(pool.map(go, range(k))) if pool else [go(0)]
-                t_end = time.perf_counter()
+                t_end = now()
+                per_iteration = max(1e-9, (t_end.cpu - t_block.cpu) / length)
                 xs_dev = [o[0] for o in outs]
                 states = [o[1] for o in outs]
                 values = np.concatenate([np.asarray(o[2]) for o in outs], axis=1)  # (length, lanes)
                 points = np.concatenate([np.asarray(o[3]) for o in outs], axis=1)  # (length, lanes, d)
                 for j in range(length):
                     it = it0 + j
-                    at = t_block + (t_end - t_block) * (j + 1) / length
+                    f = (j + 1) / length
+                    at = Stamp(
+                        t_block.wall + (t_end.wall - t_block.wall) * f,
+                        t_block.cpu + (t_end.cpu - t_block.cpu) * f,
+                    )
                     for lane, i in enumerate(todo):
                         if not active[lane]:
                             continue
@@ -186,13 +237,14 @@ class Adam(Method):
                         active[lane] = False
                         yield trackers[i].result(starts[i], trackers[i].first_value, status, message)
                         if status == STOPPED and "stop requested" in message:
-                            return
+                            return True
                     if not active[:n].any():
-                        return
+                        return False
                 it0 += length
         finally:
             if pool is not None:
                 pool.shutdown(wait=False)
+        return False
 
     def _replay(self, tr, hist, x, value, it, max_iter, at):
         """One iteration of one start on the host: (status, message) if it ends here."""

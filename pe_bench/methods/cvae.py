@@ -18,8 +18,10 @@ figure for the round-0 Latin-hypercube points (``round_stats``).
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import itertools
 import math
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -29,8 +31,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ..clock import Clock, compiling, excluded
 from ..objective import Objective
-from .base import Budget, Callbacks, Method, StartResult, StartTracker, latin_hypercube
+from .base import Budget, Callbacks, Method, SharedCost, StartResult, StartTracker, latin_hypercube
 from .multistart import DEFAULT_RESAMPLE, local_search, resample_rng
 
 
@@ -67,21 +70,43 @@ def _loss(model: _CVAE, u, labels, key, beta):
 
 
 def train_cvae(u, labels, *, latent, width, depth, epochs, learning_rate, beta, key) -> _CVAE:
-    """Fit a cVAE to unit-box parameters ``u`` (n, n_par) with labels in [0, 1] (full batch)."""
+    """Fit a cVAE to unit-box parameters ``u`` (n, n_par) with labels in [0, 1] (full batch).
+
+    All epochs run as one compiled ``lax.scan`` of full-batch Adam steps; its compilation
+    (once per data size) and the eager model initialisation are timed as compilation.
+    """
     k_init, k_train = jax.random.split(key)
-    model = _CVAE(u.shape[1], latent, width, depth, k_init)
+    with compiling():
+        model = _CVAE(u.shape[1], latent, width, depth, k_init)
+    params, static = eqx.partition(model, eqx.is_array)
     opt = optax.adam(learning_rate)
-    state = opt.init(eqx.filter(model, eqx.is_array))
 
-    @eqx.filter_jit
-    def epoch(model, state, key):
-        loss, grads = eqx.filter_value_and_grad(_loss)(model, u, labels, key, beta)
-        updates, state = opt.update(grads, state, eqx.filter(model, eqx.is_array))
-        return eqx.apply_updates(model, updates), state, loss
+    def step(carry, k):
+        params, state = carry
+        loss, grads = jax.value_and_grad(lambda p: _loss(eqx.combine(p, static), u, labels, k, beta))(params)
+        updates, state = opt.update(grads, state, params)
+        return (optax.apply_updates(params, updates), state), loss
 
-    for k in jax.random.split(k_train, epochs):
-        model, state, _ = epoch(model, state, k)
-    return model
+    def fit(params, keys):
+        (params, _), _ = jax.lax.scan(step, (params, opt.init(params)), keys)
+        return params
+
+    keys = jax.random.split(k_train, epochs)
+    with compiling():
+        fitted = jax.jit(fit).lower(params, keys).compile()
+    return eqx.combine(fitted(params, keys), static)
+
+
+def decode_batch(model: _CVAE, z, labels) -> np.ndarray:
+    """Decode latent vectors ``z`` (n, latent) at ``labels`` (n,) in one compiled call (unit box)."""
+    params, static = eqx.partition(model, eqx.is_array)
+
+    def decode(params, z, labels):
+        return jax.vmap(eqx.combine(params, static).decode)(z, labels)
+
+    with compiling():
+        compiled = jax.jit(decode).lower(params, z, labels).compile()
+    return np.asarray(compiled(params, z, labels))
 
 
 def rank_labels(values: np.ndarray) -> np.ndarray:
@@ -103,6 +128,8 @@ class ConditionalVAE(Method):
         max_train: most recent evaluated vectors kept for training (the best are kept first).
         local, tol, resample: local optimiser of every start and replacements of start
             points whose first evaluation fails (as multistart's).
+        round_starts: starts per round under a CPU budget without a number of starts
+            (rounds then follow each other until the budget is spent).
     """
 
     name = "cvae"
@@ -119,6 +146,7 @@ class ConditionalVAE(Method):
     local: str = "fides"
     tol: float = 1e-8
     resample: int = DEFAULT_RESAMPLE
+    round_starts: int = 5
     round_stats: list = field(default_factory=list, compare=False, hash=False, repr=False)
 
     def run(
@@ -132,89 +160,115 @@ class ConditionalVAE(Method):
         skip: frozenset[int] = frozenset(),
     ) -> Iterator[StartResult]:
         """Yield the starts of every round; ``round_stats`` is filled as rounds end."""
-        per_round = math.ceil(budget.n_starts / self.rounds)
-        plan = [min(per_round, budget.n_starts - r * per_round) for r in range(self.rounds)]
-        plan = [n for n in plan if n > 0]
+        if budget.n_starts is not None:
+            per_round = math.ceil(budget.n_starts / self.rounds)
+            plan = [min(per_round, budget.n_starts - r * per_round) for r in range(self.rounds)]
+            plan = [n for n in plan if n > 0]
+        else:  # a CPU budget: rounds of round_starts starts until it is spent
+            if self.round_starts < 1:
+                raise ValueError(f"round_starts must be >= 1, got {self.round_starts}")
+            plan = itertools.repeat(self.round_starts)
         archive: list[tuple[np.ndarray, np.ndarray]] = []
         key = jax.random.PRNGKey(seed)
         span = upper - lower
         self.round_stats.clear()
+        # Resumed starts are redone (their evaluations are training data, so that later
+        # rounds come out the same) off every clock and without the run's budget.
+        replay = dataclasses.replace(callbacks, run_clock=None, on_eval=None)
         start = 0
         for r, n in enumerate(plan):
-            label = None
-            t_round = time.perf_counter()
-            if r == 0:
-                candidates = latin_hypercube(n, lower, upper, seed)
-                screen_values = np.asarray(objective.batch(candidates)[0])
-                chosen = candidates
-                stats = {
-                    "round": 0,
-                    "kind": "lhs",
-                    "n_vectors": n,
-                    "n_failed": int((~np.isfinite(screen_values)).sum()),
-                }
-                screen_share = np.zeros(n, dtype=int)  # LHS points are evaluated again as starts
-                fail_share = np.zeros(n, dtype=int)
+            indices = range(start, start + n)
+            start += n
+            if all(i in skip for i in indices):
+                resumed = True
+            elif not callbacks.more_starts():
+                return
             else:
-                key, k_train, k_sample = jax.random.split(key, 3)
-                xs = np.concatenate([a for a, _ in archive])
-                vs = np.concatenate([v for _, v in archive])
-                finite = np.isfinite(vs)
-                xs, vs = xs[finite], vs[finite]
-                if len(vs) > self.max_train:
-                    keep = np.argsort(vs)[: self.max_train]
-                    xs, vs = xs[keep], vs[keep]
-                u = jnp.asarray(np.clip((xs - lower) / span, 0.0, 1.0))
-                model = train_cvae(
-                    u,
-                    jnp.asarray(rank_labels(vs)),
-                    latent=self.latent,
-                    width=self.width,
-                    depth=self.depth,
-                    epochs=self.epochs,
-                    learning_rate=self.learning_rate,
-                    beta=self.beta,
-                    key=k_train,
-                )
-                label = self.label
-                z = jax.random.normal(k_sample, (self.samples, self.latent))
-                labels = jnp.full((self.samples,), label)
-                generated = np.asarray(jax.vmap(model.decode)(z, labels)) * span + lower
-                screen_values = np.asarray(objective.batch(generated)[0])
-                screen_values = np.where(np.isfinite(screen_values), screen_values, np.inf)
+                resumed = False
+            shared = np.zeros(4)  # screening evaluations, failed, wall and CPU seconds
+            if r == 0:
+                chosen = latin_hypercube(n, lower, upper, seed)
+                label = None
+                stats = {"round": 0, "kind": "lhs", "n_vectors": n}
+            else:
+                clock = Clock()
+                with contextlib.ExitStack() as stack:
+                    if resumed:
+                        stack.enter_context(excluded())
+                    key, k_train, k_sample = jax.random.split(key, 3)
+                    xs = np.concatenate([a for a, _ in archive])
+                    vs = np.concatenate([v for _, v in archive])
+                    finite = np.isfinite(vs)
+                    xs, vs = xs[finite], vs[finite]
+                    if len(vs) > self.max_train:
+                        keep = np.argsort(vs)[: self.max_train]
+                        xs, vs = xs[keep], vs[keep]
+                    u = jnp.asarray(np.clip((xs - lower) / span, 0.0, 1.0))
+                    model = train_cvae(
+                        u,
+                        jnp.asarray(rank_labels(vs)),
+                        latent=self.latent,
+                        width=self.width,
+                        depth=self.depth,
+                        epochs=self.epochs,
+                        learning_rate=self.learning_rate,
+                        beta=self.beta,
+                        key=k_train,
+                    )
+                    trained = clock.elapsed()
+                    label = self.label
+                    z = jax.random.normal(k_sample, (self.samples, self.latent))
+                    labels = jnp.full((self.samples,), label)
+                    generated = decode_batch(model, z, labels) * span + lower
+                    screen_values = np.asarray(objective.batch(generated)[0])
+                    screen_values = np.where(np.isfinite(screen_values), screen_values, np.inf)
+                    spent = clock.elapsed()
                 archive.append((generated, screen_values))
                 order = np.argsort(screen_values, kind="stable")
                 chosen = generated[order[:n]]
+                n_bad = int((~np.isfinite(screen_values)).sum())
                 stats = {
                     "round": r,
                     "kind": "cvae",
                     "n_vectors": self.samples,
-                    "n_failed": int((~np.isfinite(screen_values)).sum()),
+                    "n_failed": n_bad,
                     "n_train": int(len(vs)),
                     "best_screened": float(screen_values[order[0]]),
+                    "train_seconds": trained.wall,
+                    "train_cpu_seconds": trained.cpu,
+                    "screen_seconds": spent.wall - trained.wall,
+                    "screen_cpu_seconds": spent.cpu - trained.cpu,
                 }
-                # The screening batch is part of the budget: shared out over the round's starts.
-                screen_share = np.full(n, self.samples // n)
-                screen_share[: self.samples % n] += 1
-                n_bad = stats["n_failed"]
-                fail_share = np.full(n, n_bad // n)
-                fail_share[: n_bad % n] += 1
-            # Training and screening time is charged to the round's starts, like the evaluations.
-            overhead = time.perf_counter() - t_round
-            stats["overhead_seconds"] = overhead
+                # The screening batch and the training are the method's own cost, shared
+                # out over the round's starts beside (never inside) their budgets.
+                shared = np.array([self.samples, n_bad, spent.wall, spent.cpu], dtype=float)
             self.round_stats.append(stats)
+            first_failed = 0
             for j, x0 in enumerate(chosen):
-                i = start + j
-                # A resumed run redoes skipped starts without reporting them: their
-                # evaluations are training data, so later rounds come out the same.
-                tracker = StartTracker(objective, budget, callbacks, i, archive=archive)
-                tracker.n_fevals += int(screen_share[j])
-                tracker.n_failed += int(fail_share[j])
-                tracker.t0 -= overhead / n
-                status, message, first = local_search(
-                    tracker, x0, lower, upper, self.local, self.tol, self.resample, resample_rng(seed, i)
-                )
-                if i in skip:
+                i = indices[j]
+                redo = i in skip
+                tracker = StartTracker(objective, budget, replay if redo else callbacks, i, archive=archive)
+                tracker.shared = _share(shared, j, n)
+                with excluded() if redo else contextlib.nullcontext():
+                    status, message, first = local_search(
+                        tracker, x0, lower, upper, self.local, self.tol, self.resample, resample_rng(seed, i)
+                    )
+                first_failed += int(first.resampled > 0 or not math.isfinite(first.value))
+                if redo:
                     continue
                 yield tracker.result(first.x, first.value, status, message, {"round": r, "label": label})
-            start += n
+                if not callbacks.more_starts():
+                    break
+            if r == 0:
+                # Round 0's vectors are its Latin-hypercube start points: failed if their
+                # first evaluation did (and a replacement point was drawn).
+                stats["n_failed"] = first_failed
+
+
+def _share(total: np.ndarray, j: int, n: int) -> SharedCost:
+    """Start ``j``'s equal share (of ``n``) of a round's shared cost; counts split as integers."""
+
+    def part(count: int) -> int:
+        return count // n + (j < count % n)
+
+    return SharedCost(part(int(total[0])), part(int(total[1])), total[2] / n, total[3] / n)

@@ -28,6 +28,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import fides
 import numpy as np
 from scipy.optimize import minimize
 
@@ -38,10 +39,11 @@ from .base import (
     Budget,
     Callbacks,
     Method,
+    StartPoints,
     StartResult,
     StartTracker,
     StopStart,
-    latin_hypercube,
+    start_indices,
 )
 
 _WITH_BOUNDS = {"L-BFGS-B", "TNC", "SLSQP", "trust-constr", "Powell", "Nelder-Mead", "COBYLA", "COBYQA"}
@@ -184,8 +186,6 @@ def _scipy_search(tracker, x0, lower, upper, local, tol, resample, rng, start: S
 
 
 def _fides_search(tracker, x0, lower, upper, tol, resample, rng, start: StartPoint) -> tuple[str, str]:
-    import fides
-
     forward = tracker.objective.options.sensitivity == "forward"
 
     def evaluate(x):
@@ -253,10 +253,13 @@ class MultiStart(Method):
         skip: frozenset[int] = frozenset(),
     ) -> Iterator[StartResult]:
         """Yield one local search per Latin-hypercube start point."""
-        starts = latin_hypercube(budget.n_starts, lower, upper, seed)
-        for i, x0 in enumerate(starts):
+        starts = StartPoints(budget, lower, upper, seed)
+        for i in start_indices(budget):
             if i in skip:
                 continue
+            if not callbacks.more_starts():
+                return
+            x0 = starts[i]
             tracker = StartTracker(objective, budget, callbacks, i)
             status, message, first = local_search(
                 tracker, x0, lower, upper, self.local, self.tol, self.resample, resample_rng(seed, i)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..objective import Objective
-from .base import MAX_EVALS, Budget, Callbacks, Method, StartResult, StartTracker, StopStart
+from .base import MAX_EVALS, Budget, Callbacks, Method, StartResult, StartTracker, StopStart, start_indices
 
 # pyswarms' Reporter otherwise installs an INFO root handler on the current stderr and
 # writes report.log into the working directory.
@@ -89,9 +89,11 @@ class ParticleSwarm(Method):
         logging.getLogger("pyswarms").setLevel(logging.WARNING)
         max_evals = budget.max_evals or DEFAULT_MAX_EVALS
         iterations = self.iterations or max(1, max_evals // self.particles)
-        for i in range(budget.n_starts):
+        for i in start_indices(budget):
             if i in skip:
                 continue
+            if not callbacks.more_starts():
+                return
             rng_state = np.random.get_state()
             np.random.seed((seed * 1000 + i) % 2**32)
             try:
