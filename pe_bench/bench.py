@@ -632,13 +632,51 @@ def _problem(source: str):
     return resolve(source)
 
 
-@functools.cache
+#: Compiled objectives a process keeps (most recently used first): each holds a few
+#: dozen XLA executables, and every executable maps memory regions. A worker that kept
+#: every problem of a suite died at Linux's limit of 65530 maps (vm.max_map_count:
+#: "LLVM ERROR: Unable to allocate section memory", benchmarks/field.toml, 2026-12-02).
+OBJECTIVE_CACHE = 2
+#: Past this many memory maps a process drops its other objectives and JAX's caches.
+MAPS_LIMIT = 30_000
+_OBJECTIVES: dict[tuple, tuple] = {}
+
+
+def _memory_maps() -> int:
+    """How many memory regions this process maps (0 where /proc is missing)."""
+    try:
+        with open("/proc/self/maps", "rb") as f:
+            return sum(1 for _ in f)
+    except OSError:
+        return 0
+
+
 def _objective(source: str, options: SolverOptions, priors: bool = False):
-    """One compiled objective per problem and process, reused by every task and method."""
+    """One compiled objective per problem and process, reused by every task and method.
+
+    At most :data:`OBJECTIVE_CACHE` are kept; when the process maps more than
+    :data:`MAPS_LIMIT` regions, only the one asked for is kept and JAX's caches are
+    cleared (the persistent compilation cache makes a recompilation cheap).
+    """
     from .objective import Objective
 
-    problem = _problem(source)
-    return problem, Objective(problem, options, priors=priors)
+    key = (source, options, priors)
+    hit = _OBJECTIVES.pop(key, None)
+    if hit is None:
+        problem = _problem(source)
+        hit = (problem, Objective(problem, options, priors=priors))
+    if _memory_maps() > MAPS_LIMIT:
+        _OBJECTIVES.clear()
+        import gc
+
+        import jax
+
+        jax.clear_caches()
+        gc.collect()
+    _OBJECTIVES[key] = hit
+    while len(_OBJECTIVES) > OBJECTIVE_CACHE:
+        del _OBJECTIVES[next(iter(_OBJECTIVES))]
+    return hit
 
 
 def iter_task(task: Task, options: SolverOptions | None = None) -> Iterator[tuple[StartResult, dict | None]]:
@@ -787,7 +825,12 @@ def _run_dask(tasks, writers, options, workers, scheduler, on_task_done) -> list
     failed = []
     resubmitted: dict[str, int] = {}
     try:
-        futures = {client.submit(run_task, t, options, key=t.key, pure=False, retries=2): t for t in tasks}
+        # Earlier tasks first (the suite's order): a worker then meets one problem after the
+        # other and keeps few compiled objectives at a time.
+        futures = {
+            client.submit(run_task, t, options, key=t.key, pure=False, retries=2, priority=len(tasks) - i): t
+            for i, t in enumerate(tasks)
+        }
         pending = as_completed(futures)
         for fut in pending:
             task = futures.pop(fut)

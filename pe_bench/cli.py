@@ -319,7 +319,11 @@ def _format_summary(df):
     stat = stat_label(STAT_THRESHOLDS[0])
 
     def runs_and_time(hit, runs, time):
-        return [f"{t:.1f} ({h}/{n})" if h else f"- (0/{n})" for h, n, t in zip(hit, runs, time, strict=True)]
+        # Files written before CPU-seconds were recorded have no time axis: "n/a".
+        cells = []
+        for h, n, t, cpu in zip(hit, runs, time, df["total_cpu_seconds"], strict=True):
+            cells.append(f"{t:.1f} ({h}/{n})" if h else (f"- (0/{n})" if cpu == cpu else "n/a"))
+        return cells
 
     out = df.assign(
         converged=[f"{c}/{n}" for c, n in zip(df["converged"], df["starts"], strict=True)],
