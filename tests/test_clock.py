@@ -33,6 +33,7 @@ def cortisol():
 
 
 def test_clock_subtracts_compilation_and_counts_cpu():
+    start = time.perf_counter()
     clock = Clock()
     with compiling():
         time.sleep(0.05)
@@ -40,7 +41,8 @@ def test_clock_subtracts_compilation_and_counts_cpu():
     while time.process_time() - t0 < 0.05:  # burn CPU
         pass
     spent = clock.elapsed()
-    assert 0.04 <= spent.wall < 0.1 and spent.cpu >= 0.04
+    total = time.perf_counter() - start
+    assert 0.04 <= spent.wall <= total - 0.049 and spent.cpu >= 0.04
     assert compile_totals().wall >= 0.05
 
 
