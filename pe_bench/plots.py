@@ -110,11 +110,22 @@ def convergence(
     ax = ax or plt.gca()
     best = starts[NLLH_FINAL][np.isfinite(starts[NLLH_FINAL])].min() if best is None else best
     traces = run_traces(starts, history)
+    labels = {N_FEVALS: "function evaluations", SECONDS: "seconds", RUN_CPU_SECONDS: "run CPU seconds"}
+    if not (traces[x] > 0).any():  # files written before CPU-seconds were recorded
+        ax.text(
+            0.5,
+            0.5,
+            f"no {labels[x]} in these result files",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+        )
+        ax.set_xlabel(labels[x])
+        return ax
     for (method, seed), t in traces.groupby([METHOD, SEED]):
         ax.step(t[x], t[BEST_NLLH] - best + _OFFSET_FLOOR, where="post", label=f"{method} (seed {seed})")
     ax.set_yscale("log")
     ax.set_xscale("log")
-    labels = {N_FEVALS: "function evaluations", SECONDS: "seconds", RUN_CPU_SECONDS: "run CPU seconds"}
     ax.set_xlabel(labels[x] + " (compilation excluded)" if x != N_FEVALS else labels[x])
     ax.set_ylabel("best nllh so far - best")
     ax.axhline(threshold, color="grey", lw=0.8, ls="--")
