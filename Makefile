@@ -16,7 +16,7 @@ SUITE_FLAGS ?= --workers 2
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test test-fast lint format bench-objective reference-llh \
-        bench bench-ci baseline plots scoreboard peers field field-long field-compare \
+        bench bench-ci baseline plots scoreboard peers field field-long-suite field-long field-compare \
         sbml-suite bench-large bench-linsolve bench-batch coverage
 
 help: ## list the targets
@@ -75,7 +75,11 @@ scoreboard: $(STAMP) ## regenerate the README scoreboard section from $(BENCH_OU
 field: $(STAMP) ## every method x 13 field problems x 3 seeds, 130 CPU-s per run (benchmarks/field.toml) into $(FIELD_OUT); resumes
 	$(BIN)/pebench bench benchmarks/field.toml --out $(FIELD_OUT) --resume $(BENCH_FLAGS)
 
-field-long: $(STAMP) ## the best two methods per problem again with 1296 CPU-s (benchmarks/field_long.toml, written by field-compare) into $(FIELD_LONG_OUT)
+field-long-suite: $(STAMP) ## write benchmarks/field_long.toml from the finished 130-s run: the best two methods per unsolved problem
+	$(BIN)/python benchmarks/field_compare.py --results $(FIELD_OUT) --suite benchmarks/field.toml \
+		--write-long benchmarks/field_long.toml
+
+field-long: $(STAMP) ## the best two methods per unsolved problem again with 1296 CPU-s (benchmarks/field_long.toml, see field-long-suite) into $(FIELD_LONG_OUT)
 	$(BIN)/pebench bench benchmarks/field_long.toml --out $(FIELD_LONG_OUT) --resume $(BENCH_FLAGS)
 
 field-compare: $(STAMP) ## pe_bench beside the field (benchmarks/field_compare.py): the README section "Beside the field"

@@ -13,6 +13,9 @@ A suite is a TOML file (see ``benchmarks/ci.toml``)::
                            #   run until it is spent (``starts``, if given, caps them)
     threshold = 0.1        # convergence threshold (nllh above the best known value)
     chunk = 5              # starts per task for methods whose starts are independent
+    order = "problem"      # task order: "problem" (each problem's runs together) or "seed"
+                           #   (every problem's first seed before any second one: a partial
+                           #   sitting gives every problem its first replicates)
     priors = false         # add the parameter tables' objective priors (per problem too)
 
     [[problems]]
@@ -77,6 +80,7 @@ from .runner import iter_starts, make_method, run_metadata, spent_cpu
 from .runtime import THREADS_ENV, configure_jax
 from .simulate import SolverOptions
 
+ORDERS = ("problem", "seed")
 _SUITE_KEYS = {
     "name",
     "best_known_file",
@@ -87,6 +91,7 @@ _SUITE_KEYS = {
     "cpu_budget",
     "threshold",
     "chunk",
+    "order",
     "priors",
     "problems",
     "methods",
@@ -163,6 +168,7 @@ class Suite:
     methods: tuple[MethodEntry, ...]
     seeds: tuple[int, ...]
     chunk: int
+    order: str = "problem"
 
     @property
     def best_known(self) -> dict[str, float]:
@@ -262,6 +268,9 @@ def load_suite(path: Path) -> Suite:
         _number(default_cpu, f"{path}: cpu_budget", float, 0)
     threshold = _number(data.get("threshold", THRESHOLD), f"{path}: threshold", float, 0)
     chunk = _number(data.get("chunk", 5), f"{path}: chunk", int, 1)
+    order = data.get("order", "problem")
+    if order not in ORDERS:
+        raise ProblemSpecError(f"{path}: order: expected one of {', '.join(ORDERS)}, got {order!r}")
     priors = data.get("priors", False)
     if not isinstance(priors, bool):
         raise ProblemSpecError(f"{path}: 'priors' must be true or false")
@@ -366,6 +375,7 @@ def load_suite(path: Path) -> Suite:
         methods=tuple(methods),
         seeds=seeds,
         chunk=chunk,
+        order=order,
     )
 
 
@@ -587,6 +597,8 @@ def plan(suite: Suite, out: Path, resume: bool) -> list[Task]:
                     before = all(i in done for i in range(chunk[0]))
                     spent = spent_cpu([r for r in rows if r[START] < chunk[0]]) if before else None
                     tasks.append(Task(problem, method, seed, chunk, spent=spent))
+    if suite.order == "seed":
+        tasks.sort(key=lambda t: suite.seeds_for(t.problem).index(t.seed))  # stable
     return tasks
 
 

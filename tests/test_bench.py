@@ -231,6 +231,40 @@ def test_a_problem_can_run_more_seeds_than_the_suite(tmp_path):
     }
 
 
+def test_seed_order_runs_every_problems_first_seed_before_any_second(tmp_path):
+    rel = os.path.relpath(SHARED / "Boehm_JProteomeRes2014", tmp_path)
+    body = f"""
+        seeds = [0, 1]
+        starts = 2
+        order = "seed"
+        [[problems]]
+        source = "cortisol"
+        seeds = [7, 8, 9]
+        [[problems]]
+        source = "{rel}"
+        [[methods]]
+        name = "multistart"
+        [[methods]]
+        name = "cmaes"
+        """
+    suite = load_suite(write_suite(tmp_path, body))
+    tasks = plan(suite, tmp_path / "out", resume=False)
+    rank = [suite.seeds_for(t.problem).index(t.seed) for t in tasks]
+    assert rank == sorted(rank) and rank.count(0) == 4 and rank.count(2) == 2
+    # within one seed rank the suite's order stays: problem by problem, method by method
+    assert [(t.problem.seeds, t.method.name) for t in tasks[:4]] == [
+        ((7, 8, 9), "multistart"),
+        ((7, 8, 9), "cmaes"),
+        (None, "multistart"),
+        (None, "cmaes"),
+    ]
+    default = load_suite(write_suite(tmp_path, body.replace('order = "seed"', ""), "default.toml"))
+    assert [t.seed for t in plan(default, tmp_path / "o2", resume=False)][:3] == [7, 8, 9]
+    bad = write_suite(tmp_path, body.replace('"seed"', '"random"'), "bad.toml")
+    result = runner.invoke(app, ["bench", str(bad), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "order: expected one of problem, seed, got 'random'" in result.stderr
+
+
 @pytest.mark.parametrize(
     "body, message",
     [
