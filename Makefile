@@ -15,7 +15,7 @@ SBML_SUITE  ?= ../shared/sbml-test-suite/semantic
 SUITE_FLAGS ?= --workers 2
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-fast lint format bench-objective reference-llh \
+.PHONY: help install run test test-fast lint format gradient-check bench-objective reference-llh \
         bench bench-ci baseline plots scoreboard peers field field-long-suite field-long field-compare \
         sbml-suite bench-large bench-linsolve bench-batch coverage
 
@@ -48,6 +48,9 @@ lint: $(STAMP) ## ruff lint and format check
 format: $(STAMP) ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff check --fix pe_bench tests benchmarks
 	$(BIN)/ruff format pe_bench tests benchmarks
+
+gradient-check: $(STAMP) ## every shared problem's gradient, component-wise against central differences at nominal, best found and random points (results/gradient_check.tsv; resumes)
+	$(BIN)/python benchmarks/gradient_check.py
 
 bench-objective: $(STAMP) ## objective timings on every shared problem (prints a table)
 	$(BIN)/python benchmarks/bench_objective.py

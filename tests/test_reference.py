@@ -169,8 +169,6 @@ def test_perelson_imports_and_evaluates():
         ("Fiedler_BMCSystBiol2016", "auto", "auto"),
         ("Brannmark_JBC2010", "forward", "rodas5"),  # pre-equilibration
         ("Brannmark_JBC2010", "reverse", "kvaerno5"),
-        # pre-equilibration simulated at SolverOptions.preequilibration_rtol (looser than rtol)
-        ("Weber_BMC2015", "forward", "rodas5"),
     ],
 )
 def test_gradient_matches_central_differences(problem_id, sensitivity, solver):
@@ -186,6 +184,27 @@ def test_gradient_matches_central_differences(problem_id, sensitivity, solver):
     assert status == 0
     fd = nllh_central_differences(objective, x, h=1e-4)
     np.testing.assert_allclose(grad, fd, rtol=1e-3, atol=1e-4 * max(1.0, np.max(np.abs(fd))))
+
+
+#: AMICI's forward and adjoint sensitivities of Weber_BMC2015's nllh at its nominal point
+#: (they agree with each other and with central differences; quoted in the issue that
+#: found pe_bench's gradient there 40 % off, from a steady state whose sensitivities had
+#: not converged with its state).
+WEBER_AMICI_GRADIENT = {"s12": -0.0216, "s31": 0.00246, "a31": 0.01125, "a11": 0.0187}
+
+
+def test_preequilibrated_gradient_at_nominal_matches_amici():
+    # Weber's pre-equilibration meets its ||dx/dt|| criterion while a slow mode of the
+    # sensitivities is still far from its limit: the steady state's tangent must come from
+    # the implicit function theorem (solvers/steady.py), not from the simulated path.
+    pb = load_petab(yaml_of("Weber_BMC2015"))
+    objective = Objective(pb, SolverOptions(rtol=1e-12, atol=1e-14))
+    nllh, grad, status = objective.value_and_grad(pb.x_nominal)
+    assert status == 0 and abs(nllh - 296.20180) < 1e-4
+    got = {k: grad[pb.x_ids.index(k)] for k in WEBER_AMICI_GRADIENT}
+    for key, want in WEBER_AMICI_GRADIENT.items():
+        # AMICI's figures are given to 3-4 digits; the wrong gradient was off by 0.003-0.009.
+        assert abs(got[key] - want) <= 1e-4, (key, got[key], want)
 
 
 def test_load_is_repeatable_and_from_yaml_path_only():

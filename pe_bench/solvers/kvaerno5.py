@@ -70,7 +70,7 @@ def solve_at(rhs: Callable, x_start, p, ts, t1, options: SolverOptions):
 
 
 def steady_state(rhs: Callable, x_start, p, options: SolverOptions):
-    """Simulate until ``dx/dt`` vanishes; returns ``(x_ss, ok, steps)``."""
+    """Simulate until ``dx/dt`` vanishes; returns ``(x_ss, t_ss, ok, steps)``."""
     solver, controller = _solver(options)
     event = diffrax.Event(
         (
@@ -95,4 +95,4 @@ def steady_state(rhs: Callable, x_start, p, options: SolverOptions):
     )
     reached, exploded = sol.event_mask
     ok = (sol.result == diffrax.RESULTS.event_occurred) & reached & ~exploded
-    return sol.ys[-1], ok, sol.stats["num_steps"]
+    return sol.ys[-1], sol.ts[-1], ok, sol.stats["num_steps"]
