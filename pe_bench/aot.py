@@ -54,6 +54,7 @@ class Header:
     x_scale: list[str]
     x_nominal: np.ndarray
     x_true: np.ndarray | None
+    warnings: tuple[str, ...] = ()
 
 
 def _problem_files(source: str) -> list[Path] | None:
@@ -130,8 +131,14 @@ def load(key: str | None):
         x_scale=meta["x_scale"],
         x_nominal=np.asarray(meta["x_nominal"], dtype=float),
         x_true=None if meta["x_true"] is None else np.asarray(meta["x_true"], dtype=float),
+        warnings=tuple(meta.get("warnings", ())),
     )
     return header, exported
+
+
+def problem_warnings(problem) -> list[str]:
+    """The problem's notes that are warnings (``pebench info`` / ``evaluate`` print them)."""
+    return [n for n in getattr(problem, "notes", []) if n.startswith("warning:")]
 
 
 def export(jitted, x):
@@ -160,6 +167,7 @@ def store(key: str | None, problem, exported) -> None:
         "x_scale": list(problem.x_scale),
         "x_nominal": [float(v) for v in problem.x_nominal],
         "x_true": None if x_true is None else [float(v) for v in x_true],
+        "warnings": problem_warnings(problem),
     }
     for suffix, data in ((".bin", bytes(exported.serialize())), (".json", json.dumps(meta).encode())):
         fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part")

@@ -21,7 +21,7 @@ app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="Benchmark parameter estimation on SBML/PEtab models."
 )
 console = Console(soft_wrap=True)
-_state = {"debug": False}
+_state: dict = {"debug": False, "device": None}
 
 Problem_ = Annotated[
     str, typer.Argument(help="built-in name, PEtab YAML or folder, SBML file, or fetched BioModels id")
@@ -35,12 +35,27 @@ Params = Annotated[
 ]
 
 
-def _user_errors(fn):
-    """Turn a PeBenchError into one line on stderr and exit code 2 (traceback with --debug)."""
+def _setup() -> None:
+    """float64, the compilation cache and the device (``--device``): JAX's start-up."""
+    from .runtime import configure_jax
+
+    configure_jax(_state["device"])
+
+
+def _user_errors(fn=None, *, setup: bool = True):
+    """Turn a PeBenchError into one line on stderr and exit code 2 (traceback with --debug).
+
+    With ``setup`` JAX is configured before the command runs; commands that check their
+    arguments first (``run``) pass ``setup=False`` and call :func:`_setup` after.
+    """
+    if fn is None:
+        return functools.partial(_user_errors, setup=setup)
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
+            if setup:
+                _setup()
             return fn(*args, **kwargs)
         except PeBenchError as exc:
             if _state["debug"]:
@@ -59,10 +74,8 @@ def main(
     ] = None,
 ) -> None:
     """Benchmark parameter-estimation strategies on kinetic models."""
-    from .runtime import configure_jax
-
     _state["debug"] = debug
-    _user_errors(configure_jax)(device)
+    _state["device"] = device
 
 
 @app.command("list")
@@ -86,6 +99,9 @@ def info(problem: Problem_, json_: Annotated[bool, typer.Option("--json")] = Fal
     from .report import summary
 
     data = summary(resolve(problem))
+    for line in data["notes"]:
+        if line.startswith("warning:"):
+            print(line, file=sys.stderr)
     if json_:
         print(json.dumps(data))
         return
@@ -108,6 +124,8 @@ def evaluate(
     from .report import evaluate_source
 
     result = evaluate_source(problem, params, grad=grad, priors=priors)
+    for line in result["warnings"]:
+        print(line, file=sys.stderr)
     if json_:
         print(json.dumps(result))
         return
@@ -135,9 +153,11 @@ def simulate(
     params: Params = "nominal",
 ) -> None:
     """Simulate observables and states at the measurement times of every condition."""
+    from .arguments import check_writable_file
     from .problems.registry import resolve
     from .report import parameters_from_spec, simulation_table, write_table
 
+    check_writable_file(out)
     pb = resolve(problem)
     path = write_table(simulation_table(pb, parameters_from_spec(pb, params)), out)
     console.print(f"wrote {path}")
@@ -174,7 +194,7 @@ def fetch(
 
 
 @app.command()
-@_user_errors
+@_user_errors(setup=False)
 def run(
     problem: Problem_,
     method: Annotated[
@@ -205,18 +225,24 @@ def run(
     priors: Priors_ = False,
 ) -> None:
     """Run one estimation method; one Parquet row per start, written as starts finish."""
+    from .arguments import check_budget_values, check_method, check_writable_folder
+
+    n_starts = starts if starts is not None else (None if cpu_budget is not None else 20)
+    check_method(method)
+    check_budget_values(n_starts, max_evals, max_seconds, cpu_budget)
+    check_writable_folder(out)
+    _setup()
+
     from .methods import Budget
     from .metrics import best_table
     from .problems.registry import resolve
     from .progress import RunProgress
     from .results import load_compilation, load_results
-    from .runner import check_budget, make_method, parse_options, run_method
+    from .runner import make_method, parse_options, run_method
 
     opts = parse_options(option or []) | ({"local": local} if local else {})
     meth = make_method(method, opts)
-    n_starts = starts if starts is not None else (None if cpu_budget is not None else 20)
     budget = Budget(n_starts=n_starts, max_evals=max_evals, max_seconds=max_seconds, cpu_budget=cpu_budget)
-    check_budget(budget)
     pb = resolve(problem)
     with RunProgress(n_starts, f"{pb.name}/{method}", quiet=quiet, console=console) as bar:
         path = run_method(
@@ -381,6 +407,7 @@ def bench(
     ] = None,
 ) -> None:
     """Run a benchmark suite (problems x methods x seeds), print its summary, check a baseline."""
+    from .arguments import check_writable_folder
     from .bench import (
         baseline_from,
         check_baseline,
@@ -403,6 +430,7 @@ def bench(
         s = select_methods(s, [m.strip() for m in methods.split(",") if m.strip()])
     baseline = read_baseline(check) if check is not None and not update_baseline else None
     out = out or Path("results/bench") / s.name
+    check_writable_folder(out)
 
     def on_task_done(task, output, error):
         if error is not None:

@@ -26,6 +26,7 @@ from .clock import AotFunction, compile_totals, compiling
 from .problems.base import NOISE_DISTRIBUTIONS, TRANSFORMATIONS, Problem
 from .runtime import compute_threads, sync_cpu_dispatch
 from .simulate import (
+    STATUS_BAD_SIGMA,
     STATUS_INTEGRATION_FAILED,
     STATUS_NONFINITE,
     STATUS_OK,
@@ -263,6 +264,8 @@ class Objective:
         status = jnp.where(
             ~sim["ok"], STATUS_INTEGRATION_FAILED, jnp.where(jnp.isfinite(value), STATUS_OK, STATUS_NONFINITE)
         )
+        # sigma enters as sigma^2 and |r| / sigma: a sigma <= 0 would give |sigma|'s value.
+        status = jnp.where((status == STATUS_OK) & jnp.any(sim["sigma"] <= 0), STATUS_BAD_SIGMA, status)
         value = jnp.where(status == STATUS_OK, value, jnp.inf)
         if with_steps:
             return value, status, features, sim["n_steps"]

@@ -9,10 +9,13 @@ from dataclasses import dataclass
 STATUS_OK = 0
 STATUS_INTEGRATION_FAILED = 1
 STATUS_NONFINITE = 2
+#: A noise parameter (sigma, or laplace's scale) <= 0 at some measurement: no likelihood.
+STATUS_BAD_SIGMA = 3
 STATUS_NAMES = {
     STATUS_OK: "ok",
     STATUS_INTEGRATION_FAILED: "integration_failed",
     STATUS_NONFINITE: "nonfinite",
+    STATUS_BAD_SIGMA: "nonpositive_sigma",
 }
 
 #: "auto" sensitivities use forward mode up to this many estimated parameters. Measured

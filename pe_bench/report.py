@@ -48,18 +48,34 @@ def parameters_from_spec(problem: Problem, spec: str) -> np.ndarray:
         raise ProblemSpecError(f"{spec}: not 'nominal', 'true' or an existing parameter TSV file")
     import pandas as pd
 
-    df = pd.read_csv(path, sep="\t")
+    try:
+        df = pd.read_csv(path, sep="\t", dtype={"parameterId": str})
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise ProblemSpecError(f"{path}: not a readable TSV file: {' '.join(str(exc).split())}") from None
     for col in ("parameterId", "value"):
         if col not in df.columns:
             raise ProblemSpecError(f"{path}: required column '{col}' is missing")
     values = dict(zip(problem.x_ids, from_scale(problem.x_nominal, problem.x_scale), strict=True))
-    for pid, v in zip(df["parameterId"], df["value"], strict=True):
+    scale_of = dict(zip(problem.x_ids, problem.x_scale, strict=True))
+    numbers = pd.to_numeric(df["value"], errors="coerce")
+    for row, (pid, raw, v) in enumerate(zip(df["parameterId"], df["value"], numbers, strict=True)):
         if pid not in values:
             raise ProblemSpecError(f"{path}: parameter '{pid}' is not estimated in problem '{problem.name}'")
         if not math.isfinite(float(v)):
-            raise ProblemSpecError(f"{path}: parameter '{pid}' has value {v}")
+            raise ProblemSpecError(f"{path}: row {row + 1}: value '{raw}' of '{pid}' is not a number")
+        if scale_of[pid] != "lin" and v <= 0:
+            raise ProblemSpecError(
+                f"{path}: row {row + 1}: parameter '{pid}' is estimated on {scale_of[pid]} scale; "
+                f"its value {v:g} must be > 0 (values are given on linear scale)"
+            )
         values[pid] = float(v)
     return to_scale(np.array([values[i] for i in problem.x_ids]), problem.x_scale)
+
+
+def _problem_warnings(problem) -> list[str]:
+    from .aot import problem_warnings
+
+    return problem_warnings(problem)
 
 
 def _run(problem, fn, x, grad: bool) -> dict:
@@ -93,6 +109,7 @@ def _run(problem, fn, x, grad: bool) -> dict:
         "compile_time_s": compile_s,
         "priors": False,
         "negative_log_prior": None,
+        "warnings": list(getattr(problem, "warnings", ())) or _problem_warnings(problem),
     }
 
 

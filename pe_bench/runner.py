@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from .arguments import check_budget_values
 from .clock import RunClock, compile_totals, excluded
 from .errors import ProblemSpecError
 from .methods import REGISTRY, Budget, Callbacks, Method, StartResult
@@ -131,12 +132,7 @@ def method_extra_metadata(method: Method) -> dict | None:
 
 def check_budget(budget: Budget) -> None:
     """Raise a one-line ProblemSpecError for a budget no method can run under."""
-    if budget.n_starts is not None and budget.n_starts < 1:
-        raise ProblemSpecError(f"--starts must be >= 1, got {budget.n_starts}")
-    if budget.max_evals is not None and budget.max_evals < 1:
-        raise ProblemSpecError(f"--max-evals must be >= 1, got {budget.max_evals}")
-    if budget.cpu_budget is not None and not budget.cpu_budget > 0:
-        raise ProblemSpecError(f"--cpu-budget must be > 0 seconds, got {budget.cpu_budget}")
+    check_budget_values(budget.n_starts, budget.max_evals, budget.max_seconds, budget.cpu_budget)
 
 
 def iter_starts(

@@ -24,6 +24,7 @@ from .model.codegen import SWITCH_KINDS, condition_atoms, extract_switches, jax_
 from .model.mathml import TIME
 from .options import (  # noqa: F401  (re-exported: simulate is where users look for them)
     FORWARD_MAX_PAR,
+    STATUS_BAD_SIGMA,
     STATUS_INTEGRATION_FAILED,
     STATUS_NAMES,
     STATUS_NONFINITE,

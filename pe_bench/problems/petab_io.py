@@ -226,6 +226,36 @@ def _overrides(value, n_expected: int, theta_pos: dict[str, int], where: str):
     return idx, const
 
 
+def _check_sigma_override(obs, idx: list[int], const: list[float], where: str, sigma_params: dict) -> None:
+    """A data row whose noise placeholder is the whole noiseFormula sets sigma itself."""
+    for k, sym in enumerate(obs.noise_placeholders):
+        if obs.noise_formula != sym:
+            continue
+        if idx[k] < 0 and not const[k] > 0:
+            raise ProblemSpecError(f"{where} noiseParameters: sigma {const[k]:g} must be > 0")
+        if idx[k] >= 0:
+            sigma_params.setdefault(idx[k], obs.id)
+
+
+def _check_sigma_parameter(pid, oid, scale, lo, hi, nominal, estimated, pfile) -> None:
+    """A parameter that is a sigma must be > 0: its value if fixed, its bounds on lin scale."""
+    what = f"{pfile}: parameter '{pid}' (the sigma of observable '{oid}')"
+    if not estimated and not nominal > 0:
+        raise ProblemSpecError(f"{what}: nominalValue {nominal:g} must be > 0")
+    if estimated and scale == "lin" and not lo > 0:
+        raise ProblemSpecError(f"{what}: lowerBound {lo:g} on lin scale allows sigma <= 0; make it > 0")
+
+
+def _nominal_outside_bounds(ids, lower, upper, nominal, estimated, pfile) -> list[str]:
+    """Warnings for estimated parameters whose nominalValue lies outside their bounds."""
+    out = []
+    for pid, lo, hi, nom, est in zip(ids, lower, upper, nominal, estimated, strict=True):
+        if est and math.isfinite(nom) and not lo <= nom <= hi:
+            where = f"warning: {pfile}: parameter '{pid}'"
+            out.append(f"{where}: nominalValue {nom:g} is outside its bounds [{lo:g}, {hi:g}]")
+    return out
+
+
 def build_problem(
     name: str,
     source: str,
@@ -259,6 +289,8 @@ def build_problem(
         )
 
     # Measurements: checks first.
+    if len(measurement_df) == 0:
+        raise ProblemSpecError(f"{mfile}: no measurements (a PEtab problem needs at least one data row)")
     for col in (petab.MEASUREMENT, petab.TIME):
         vals = pd.to_numeric(measurement_df[col], errors="coerce")
         bad = np.flatnonzero(~np.isfinite(vals.to_numpy(dtype=float)) & ~np.isinf(vals.to_numpy(dtype=float)))
@@ -383,6 +415,18 @@ def build_problem(
         observables.append(Observable(oid, formula, noise, trans, dist, op_syms, np_syms))
         n_op[oid], n_np[oid] = len(op_syms), len(np_syms)
 
+    # Parameters that are a sigma outright (noiseFormula = the parameter, or a placeholder
+    # the data rows set to it): checked once their values and bounds are known.
+    sigma_params: dict[int, str] = {}
+    q_pos = {q_syms[pid]: j for j, pid in enumerate(ids)}
+    for obs in observables:
+        if obs.noise_formula in q_pos:
+            sigma_params.setdefault(q_pos[obs.noise_formula], obs.id)
+        elif obs.noise_formula.is_number and not float(obs.noise_formula) > 0:
+            raise ProblemSpecError(
+                f"{ofile}: noiseFormula of '{obs.id}': sigma {float(obs.noise_formula):g} must be > 0"
+            )
+
     # Measurement arrays.
     n_m = len(measurement_df)
     k_op = max([*n_op.values(), 1])
@@ -409,11 +453,16 @@ def build_problem(
         )
         meas_np_index[m, : len(idx)] = idx
         meas_np_const[m, : len(idx)] = const
+        _check_sigma_override(observables[meas_obs[m]], idx, const, where, sigma_params)
         if observables[meas_obs[m]].transformation != "lin" and meas_y[m] <= 0:
             raise ProblemSpecError(
                 f"{where}: measurement {meas_y[m]:g} must be > 0 for a "
                 f"{observables[meas_obs[m]].transformation}-transformed observable"
             )
+
+    for j, oid in sigma_params.items():
+        _check_sigma_parameter(ids[j], oid, scales[j], lower[j], upper[j], nominal[j], estimated[j], pfile)
+    notes += _nominal_outside_bounds(ids, lower, upper, nominal, estimated, pfile)
 
     # Finite output times per simulation, padded with the last time (a simulation with
     # only steady-state measurements gets the output time 0). Steady-state measurements
