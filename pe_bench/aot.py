@@ -21,13 +21,13 @@ import importlib.metadata
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
+from .files import temp_file
 from .runtime import jax_cache_dir
 
 FORMAT = 1
@@ -170,7 +170,7 @@ def store(key: str | None, problem, exported) -> None:
         "warnings": problem_warnings(problem),
     }
     for suffix, data in ((".bin", bytes(exported.serialize())), (".json", json.dumps(meta).encode())):
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part")
-        with os.fdopen(fd, "wb") as fh:
+        tmp = temp_file(folder)
+        with open(tmp, "wb") as fh:
             fh.write(data)
         os.replace(tmp, folder / f"{key}{suffix}")

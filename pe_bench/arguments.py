@@ -58,8 +58,10 @@ def check_writable_folder(path: Path, option: str = "--out") -> None:
 
 
 def check_writable_file(path: Path, option: str = "--out") -> None:
-    """The folder of an output file can be written (or created), and ``path`` is not a folder."""
+    """``path`` is not a folder, and its folder exists and can be written."""
     path = Path(path)
     if path.is_dir():
         raise ProblemSpecError(f"{option} {path}: is a folder, not a file")
-    check_writable_folder(path.parent if str(path.parent) else Path("."), option)
+    if not path.parent.is_dir():
+        raise ProblemSpecError(f"{option} {path}: folder {path.parent} does not exist")
+    check_writable_folder(path.parent, option)

@@ -42,6 +42,12 @@ def _setup() -> None:
     configure_jax(_state["device"])
 
 
+BestKnown_ = Annotated[
+    float | None,
+    typer.Option("--best-known", help="the best known nllh: the bar that 'converged' counts against"),
+]
+
+
 def _user_errors(fn=None, *, setup: bool = True):
     """Turn a PeBenchError into one line on stderr and exit code 2 (traceback with --debug).
 
@@ -60,7 +66,7 @@ def _user_errors(fn=None, *, setup: bool = True):
         except PeBenchError as exc:
             if _state["debug"]:
                 raise
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)  # always one line
             raise typer.Exit(2) from None
 
     return wrapper
@@ -123,7 +129,8 @@ def evaluate(
     """Evaluate the negative log-likelihood (and gradient) at one parameter vector."""
     from .report import evaluate_source
 
-    result = evaluate_source(problem, params, grad=grad, priors=priors)
+    with Console(stderr=True).status("loading and compiling (stored for the next call) ..."):
+        result = evaluate_source(problem, params, grad=grad, priors=priors)
     for line in result["warnings"]:
         print(line, file=sys.stderr)
     if json_:
@@ -141,8 +148,12 @@ def evaluate(
         f"compile {result['compile_time_s']:.1f} s{', stored objective' if result['cached'] else ''})"
     )
     if result["grad"] is not None:
-        for pid, g in zip(result["parameter_ids"], result["grad"], strict=True):
-            console.print(f"  d {'objective' if result['priors'] else 'nllh'} / d {pid} = {g:.6g}")
+        # x is on the estimation scale: the gradient is with respect to log10(K), not K
+        console.print("  gradient on the estimation scale:")
+        ids, scales = result["parameter_ids"], result["parameter_scale"]
+        for pid, scale, g in zip(ids, scales, result["grad"], strict=True):
+            var = pid if scale == "lin" else f"{scale}({pid})"
+            console.print(f"  d {'objective' if result['priors'] else 'nllh'} / d {var} = {g:.6g}")
 
 
 @app.command()
@@ -212,6 +223,7 @@ def run(
         typer.Option("--cpu-budget", help="CPU seconds for the whole run: starts until it is spent"),
     ] = None,
     target: Annotated[float | None, typer.Option("--target", help="stop a start at this nllh")] = None,
+    best_known: BestKnown_ = None,
     out: Annotated[Path, typer.Option("--out", help="results folder")] = Path("results/runs"),
     resume: Annotated[bool, typer.Option("--resume", help="continue an interrupted run")] = False,
     local: Annotated[
@@ -244,22 +256,34 @@ def run(
     meth = make_method(method, opts)
     budget = Budget(n_starts=n_starts, max_evals=max_evals, max_seconds=max_seconds, cpu_budget=cpu_budget)
     pb = resolve(problem)
-    with RunProgress(n_starts, f"{pb.name}/{method}", quiet=quiet, console=console) as bar:
-        path = run_method(
-            pb,
-            meth,
-            budget,
-            seed,
-            out,
-            target=target,
-            resume=resume,
-            on_start_done=bar.on_start_done,
-            on_eval=bar.on_eval,
-            priors=priors,
-        )
+    try:
+        with RunProgress(n_starts, f"{pb.name}/{method}", quiet=quiet, console=console) as bar:
+            path = run_method(
+                pb,
+                meth,
+                budget,
+                seed,
+                out,
+                target=target,
+                resume=resume,
+                on_start_done=bar.on_start_done,
+                on_eval=bar.on_eval,
+                on_resume=bar.on_resume,
+                priors=priors,
+            )
+    except KeyboardInterrupt:
+        _interrupted(out, pb.name, method, seed)
     console.print(f"wrote {path}")
-    table = best_table(*load_results(path.parent), compilation=load_compilation(path.parent))
+    bar = best_known if best_known is not None else target
+    table = best_table(
+        *load_results(path.parent),
+        compilation=load_compilation(path.parent),
+        stated=None if bar is None else {pb.name: bar},
+    )
     console.print(_format_summary(table).to_string(index=False))
+    note = _no_bar_note(table)
+    if note:
+        console.print(note)
 
 
 Suite_ = Annotated[
@@ -284,6 +308,7 @@ def table(
     problem: Annotated[str | None, typer.Option("--problem")] = None,
     top: Annotated[int, typer.Option("--top", help="sorted final objectives shown per method")] = 5,
     suite: Suite_ = None,
+    best_known: BestKnown_ = None,
     json_: Annotated[bool, typer.Option("--json")] = False,
     markdown: Annotated[bool, typer.Option("--markdown", help="a Markdown table")] = False,
 ) -> None:
@@ -292,8 +317,15 @@ def table(
     from .results import load_compilation, load_results
 
     stated, thresholds, confirmed = _suite_reference(suite, folder)
+    starts, history = load_results(folder, problem)
+    if best_known is not None:
+        names = sorted(set(starts["problem"]))
+        if len(names) > 1:
+            raise PeBenchError(f"--best-known is for one problem; {folder} holds {len(names)}: add --problem")
+        stated = (stated or {}) | {names[0]: best_known}
     df = best_table(
-        *load_results(folder, problem),
+        starts,
+        history,
         top=top,
         stated=stated,
         thresholds=thresholds,
@@ -306,6 +338,9 @@ def table(
         print(_format_summary(df).to_markdown(index=False))
     else:
         print(_format_summary(df).to_string(index=False))
+        note = _no_bar_note(df)
+        if note:
+            print(note)
         tops = df[["problem", "method", f"top{top}"]]
         print(f"\nbest {top} final nllh per method:")
         print(tops.to_string(index=False))
@@ -336,6 +371,10 @@ def plot(
 def _format_summary(df):
     """The summary columns a reader compares methods by, rounded.
 
+    ``converged``, ``evals / conv.``, ``s / conv.`` and the CPU-seconds to the bar are
+    claims about reaching an optimum: shown only where the bar is a known value
+    (``bar_known``), "-" where it is merely the best the runs found.
+
     ``CPU s to bar``: median over the runs (seeds) that reached the bar of the run's CPU
     seconds when they did, with how many runs did; ``+1.921``: the same at the field's
     statistical threshold.
@@ -351,11 +390,22 @@ def _format_summary(df):
             cells.append(f"{t:.1f} ({h}/{n})" if h else (f"- (0/{n})" if cpu == cpu else "n/a"))
         return cells
 
+    import numpy as np
+
+    known = df["bar_known"].astype(bool).to_numpy() if "bar_known" in df else np.ones(len(df), bool)
+
+    def claim(cells):
+        # Without a known value the runs' own best is no optimum: no convergence claim.
+        return [c if k else "-" for c, k in zip(cells, known, strict=True)]
+
     out = df.assign(
-        converged=[f"{c}/{n}" for c, n in zip(df["converged"], df["starts"], strict=True)],
-        conv_stat=[f"{c}/{n}" for c, n in zip(df[f"converged_{stat}"], df["starts"], strict=True)],
-        cpu_to_bar=runs_and_time(df["runs_hit"], df["runs"], df["median_cpu_to_threshold"]),
-        cpu_to_stat=runs_and_time(df[f"runs_hit_{stat}"], df["runs"], df[f"median_cpu_to_{stat}"]),
+        best_known=[f"{v:.3f}" if k else "none" for v, k in zip(df["best_known"], known, strict=True)],
+        converged=claim([f"{c}/{n}" for c, n in zip(df["converged"], df["starts"], strict=True)]),
+        conv_stat=claim([f"{c}/{n}" for c, n in zip(df[f"converged_{stat}"], df["starts"], strict=True)]),
+        cpu_to_bar=claim(runs_and_time(df["runs_hit"], df["runs"], df["median_cpu_to_threshold"])),
+        cpu_to_stat=claim(runs_and_time(df[f"runs_hit_{stat}"], df["runs"], df[f"median_cpu_to_{stat}"])),
+        fevals_per_converged=claim(df["fevals_per_converged"].round(0).tolist()),
+        seconds_per_converged=claim(df["seconds_per_converged"].round(2).tolist()),
     )
     cols = {
         "problem": "problem",
@@ -374,8 +424,36 @@ def _format_summary(df):
     if "compile_seconds" in out.columns:
         cols["compile_seconds"] = "compile s"
     out = out[list(cols)].rename(columns=cols)
-    return out.round(
-        {"best nllh": 3, "bar": 3, "evals / conv.": 0, "s / conv.": 2, "CPU s": 1, "compile s": 1}
+    return out.round({"best nllh": 3, "CPU s": 1, "compile s": 1})
+
+
+def _interrupted(out: Path, problem: str, method: str, seed: int):
+    """Ctrl-C during a run: say what was kept and how to go on; exit 130 (SIGINT's code)."""
+    import shlex
+
+    from .results import read_starts, run_paths
+
+    starts_path, _ = run_paths(out, problem, method, seed)
+    kept = len(read_starts(starts_path)) if starts_path.exists() else 0
+    argv = ["pebench", *sys.argv[1:]]
+    if "--resume" not in argv:
+        argv.append("--resume")
+    where = f" in {starts_path}" if kept else ""
+    print(
+        f"interrupted: {kept} finished start(s) kept{where}; carry on with: {shlex.join(argv)}",
+        file=sys.stderr,
+    )
+    raise typer.Exit(130)
+
+
+def _no_bar_note(df) -> str | None:
+    """One line for the problems whose summary makes no convergence claim."""
+    if "bar_known" not in df or df["bar_known"].astype(bool).all():
+        return None
+    names = ", ".join(sorted(set(df.loc[~df["bar_known"].astype(bool), "problem"])))
+    return (
+        f"no known best value for {names}: convergence columns left empty "
+        "(give --best-known VALUE, --target VALUE or --suite FILE)"
     )
 
 
@@ -441,6 +519,9 @@ def bench(
 
     result = run_suite(s, out, workers=workers, scheduler=scheduler, resume=resume, on_task_done=on_task_done)
     console.print(_format_summary(result.summary).to_string(index=False))
+    note = _no_bar_note(result.summary)
+    if note:
+        console.print(note)
     console.print(f"suite '{s.name}': {result.n_tasks} tasks, {result.wall_seconds:.1f} s; results in {out}")
     if result.failed_tasks:
         raise PeBenchError(

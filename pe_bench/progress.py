@@ -48,6 +48,10 @@ class RunProgress:
             self._last = now
             self._refresh(0)
 
+    def on_resume(self, n_done: int) -> None:
+        """Starts an earlier sitting finished: the bar starts there and ends at N/N."""
+        self.progress.update(self.task, advance=n_done)
+
     def on_start_done(self, res: StartResult) -> None:
         """Advance the bar by one start."""
         self.best = min(self.best, res.nllh_final)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .errors import PeBenchError, ProblemSpecError
+from .files import temp_file
 from .options import STATUS_NAMES, SolverOptions
 from .scales import from_scale, to_scale
 
@@ -100,6 +100,7 @@ def _run(problem, fn, x, grad: bool) -> dict:
     return {
         "problem": problem.name,
         "parameter_ids": problem.x_ids,
+        "parameter_scale": list(problem.x_scale),
         "x": [float(v) for v in x],
         "llh": -value,
         "nllh": value,
@@ -251,8 +252,7 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:
         raise ProblemSpecError(f"{path}: is a directory")
     if not path.parent.is_dir():
         raise ProblemSpecError(f"{path}: folder {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix + ".part")
-    os.close(fd)
+    tmp = temp_file(path.parent, suffix=path.suffix + ".part")
     try:
         if path.suffix == ".parquet":
             df.to_parquet(tmp, index=False)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import ProblemSpecError
+from .files import temp_file
 from .methods.base import StartResult
 
 # Column names, defined once.
@@ -90,8 +90,7 @@ def run_paths(out: Path, problem: str, method: str, seed: int) -> tuple[Path, Pa
 
 def _write_atomic(table: pa.Table, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
-    os.close(fd)
+    tmp = temp_file(path.parent)
     try:
         pq.write_table(table, tmp)
         os.replace(tmp, path)
@@ -119,9 +118,9 @@ class RunWriter:
                 )
             read_starts(self.starts_path)  # validates
             # pyarrow's own rows keep nulls as None (pandas would turn them into NaN).
-            self.rows = _complete(pq.read_table(self.starts_path), STARTS_SCHEMA).to_pylist()
+            self.rows = _complete(_read(self.starts_path), STARTS_SCHEMA).to_pylist()
             if self.history_path.exists():
-                self.history = _complete(pq.read_table(self.history_path), HISTORY_SCHEMA).to_pylist()
+                self.history = _complete(_read(self.history_path), HISTORY_SCHEMA).to_pylist()
             old = read_metadata(self.starts_path)
             self._finished = old.pop(FINISHED, None)
             self.metadata = old | metadata | {COMPILATION: old.get(COMPILATION, {})}
@@ -199,9 +198,21 @@ def _complete(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return table.select(schema.names)
 
 
+def _read(path: Path, columns: list[str] | None = None) -> pa.Table:
+    """``pq.read_table`` with a truncated or foreign file as one line naming it."""
+    try:
+        return pq.read_table(path, columns=columns)
+    except (pa.ArrowInvalid, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ProblemSpecError(
+            f"{path}: not a readable Parquet file ({first}); a run interrupted while writing? "
+            "delete it (and its run's other file) to start that run over"
+        ) from None
+
+
 def read_starts(path: Path) -> pd.DataFrame:
     """One starts table, validated against the schema (newer columns null in older files)."""
-    table = pq.read_table(path)
+    table = _read(path)
     missing = [f.name for f in STARTS_SCHEMA if f.name not in table.column_names]
     if set(missing) - _OPTIONAL:
         raise ProblemSpecError(f"{path}: not a pe_bench starts table (missing {', '.join(missing)})")
@@ -210,7 +221,7 @@ def read_starts(path: Path) -> pd.DataFrame:
 
 def read_history(path: Path) -> pd.DataFrame:
     """One history table, validated against the schema (newer columns null in older files)."""
-    table = pq.read_table(path)
+    table = _read(path)
     missing = [f.name for f in HISTORY_SCHEMA if f.name not in table.column_names]
     if set(missing) - _HISTORY_OPTIONAL:
         raise ProblemSpecError(f"{path}: not a pe_bench history table (missing {', '.join(missing)})")
@@ -219,7 +230,12 @@ def read_history(path: Path) -> pd.DataFrame:
 
 def read_metadata(path: Path) -> dict:
     """The run metadata stored in a result file's schema."""
-    meta = pq.read_schema(path).metadata or {}
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except (pa.ArrowInvalid, OSError):
+        _read(path)  # raises the one-line error
+        raise
+
     return json.loads(meta.get(METADATA_KEY, b"{}"))
 
 
@@ -252,7 +268,7 @@ def load_compilation(folder: Path) -> pd.DataFrame:
     for path in sorted(Path(folder).rglob("*.starts.parquet")):
         meta = read_metadata(path)
         tasks = meta.get(COMPILATION, {}).values()
-        key = pq.read_table(path, columns=[PROBLEM, METHOD, SEED]).slice(0, 1).to_pylist()
+        key = _read(path, columns=[PROBLEM, METHOD, SEED]).slice(0, 1).to_pylist()
         if not key:
             continue
         rows.append(

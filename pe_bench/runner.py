@@ -18,7 +18,7 @@ from .errors import ProblemSpecError
 from .methods import REGISTRY, Budget, Callbacks, Method, StartResult
 from .objective import Objective
 from .problems.base import Problem
-from .results import RunWriter
+from .results import RunWriter, run_paths
 from .runtime import device_info
 from .simulate import SolverOptions
 
@@ -189,13 +189,15 @@ def run_method(
     options: SolverOptions | None = None,
     on_start_done: Callable[[StartResult], None] | None = None,
     on_eval: Callable[[int, float], None] | None = None,
+    on_resume: Callable[[int], None] | None = None,
     objective: Objective | None = None,
     priors: bool = False,
 ) -> Path:
     """Run ``method`` and write its results under ``out``; returns the starts file.
 
     Rows are written as starts finish; a KeyboardInterrupt stops the run after the files
-    hold every finished start (the interrupt is then re-raised).
+    hold every finished start (the interrupt is then re-raised). ``on_resume`` is told
+    how many starts an earlier sitting finished (``resume``).
 
     Raises:
         ProblemSpecError: bad budget, output path, or results present without ``resume``.
@@ -203,9 +205,14 @@ def run_method(
     check_budget(budget)
     if not problem.has_data:
         raise ProblemSpecError(f"problem '{problem.name}' has no measurements: nothing to fit")
+    existing = run_paths(out, problem.name, method.name, seed)[0]
+    if existing.exists() and not resume:  # before compiling anything
+        raise ProblemSpecError(f"{existing}: results exist; use --resume to continue or another --out")
     objective = objective or Objective(problem, options or SolverOptions(), priors=priors)
     metadata = run_metadata(problem, method, budget, objective.options, target, priors=objective.priors)
     writer = RunWriter(out, problem.name, method.name, seed, metadata, resume)
+    if on_resume is not None and writer.done:
+        on_resume(len(writer.done))
     if writer.finished:
         return writer.starts_path
     callbacks = Callbacks(target=target, on_eval=on_eval)

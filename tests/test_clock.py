@@ -157,7 +157,7 @@ def test_cli_cpu_budget(tmp_path):
     assert row["runs"] == 1 and row["runs_hit"] == 1 and 0 < row["median_cpu_to_threshold"] <= 1.5
     assert row["compile_seconds"] > 0
     bad = CliRunner().invoke(app, ["run", "cortisol", "--method", "pso", "--cpu-budget", "0", "--quiet"])
-    assert bad.exit_code == 2 and "--cpu-budget must be > 0" in bad.stderr
+    assert bad.exit_code == 2 and "--cpu-budget must be a positive number" in bad.stderr
 
 
 def test_callbacks_more_starts_follows_the_run_clock():

@@ -87,7 +87,7 @@ def test_multistart_fides_finds_rosenbrock_minimum_inside_bounds():
     results = list(method.run(FunctionObjective(rosenbrock), lower, upper, Budget(3), 0, Callbacks()))
     best = min(results, key=lambda r: r.nllh_final)
     np.testing.assert_allclose(best.x_final, [1, 1, 1], atol=1e-4)
-    assert all(r.status == "converged" and np.all(np.abs(r.x_final) <= 2) for r in results)
+    assert all(r.status in ("ftol", "gtol", "xtol") and np.all(np.abs(r.x_final) <= 2) for r in results)
     # A box that excludes the minimum: the optimum sits on the bound x0 = 0.5.
     upper = np.array([0.5, 2.0, 2.0])
     res = next(method.run(FunctionObjective(rosenbrock), lower, upper, Budget(1), 0, Callbacks()))
@@ -117,7 +117,7 @@ def test_a_failed_trial_point_does_not_end_a_fides_start():
         make_method("multistart").run(objective, np.full(3, -2.0), np.full(3, 2.0), Budget(1), 0, Callbacks())
     )
     assert res.n_failed == 1 and objective.calls > 3
-    assert res.status == "converged" and res.nllh_final < 1e-8, (res.nllh_final, res.message)
+    assert res.status in ("ftol", "gtol", "xtol") and res.nllh_final < 1e-8, (res.nllh_final, res.message)
     np.testing.assert_allclose(res.x_final, CENTER, atol=1e-4)
 
 
@@ -186,7 +186,7 @@ def test_cmaes_ipop_restarts_grow_the_population_within_one_start():
 
     lower, upper = np.full(3, -2.0), np.full(3, 2.0)
     plain = next(make_method("cmaes").run(FunctionObjective(sphere), lower, upper, Budget(1), 0, Callbacks()))
-    assert plain.status == "converged" and plain.extra["restarts"] == 0 and "tol" in plain.message
+    assert plain.status.startswith("tol") and plain.extra["restarts"] == 0 and plain.status in plain.message
     assert plain.nllh_final < 1e-9
     ipop = make_method("cmaes", {"ipop": "true", "max_restarts": "2"})
     res = next(ipop.run(FunctionObjective(sphere), lower, upper, Budget(1), 0, Callbacks()))

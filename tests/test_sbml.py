@@ -129,7 +129,7 @@ def semantics_model(tmp_path):
     sb.parameter(m, "k1", K1)
     sb.parameter(m, "k2", K2)
     sb.parameter(m, "cf", CF)
-    for pid in ("r", "z", "s1"):
+    for pid in ("r", "z"):  # s1 is the speciesReference's own id (a parameter too would clash)
         sb.parameter(m, pid, 0.0, constant=False)
     sb.rule(m, "rate", "V", str(GROWTH))
     sb.rule(m, "rate", "r", "rateOf(A)")

@@ -35,9 +35,9 @@ from ..clock import AotFunction, Stamp, now
 from ..objective import Objective
 from ..runtime import compute_threads
 from .base import (
-    CONVERGED,
     FAILED,
     MAX_EVALS,
+    STALLED,
     STOPPED,
     Budget,
     Callbacks,
@@ -258,7 +258,7 @@ class Adam(Method):
         if len(hist) > self.patience:
             old = hist.pop(0)
             if old - tr.best <= self.rel_tol * max(1.0, abs(tr.best)):
-                return CONVERGED, f"improvement < {self.rel_tol:g} over {self.patience} iterations"
+                return STALLED, f"improvement < {self.rel_tol:g} over {self.patience} iterations"
         if it == max_iter - 1:
             return MAX_EVALS, f"{max_iter} iterations"
         return None

@@ -25,8 +25,30 @@ import numpy as np
 from ..clock import Clock, RunClock, Stamp
 from ..objective import Objective
 
-#: Final status of a start.
-CONVERGED, MAX_EVALS, FAILED, STOPPED = "converged", "max_evals", "failed", "stopped"
+#: Final status of a start: what stopped it. A start's local search ends at a tolerance
+#: of its own (``ftol``: the objective's change, ``gtol``: the gradient's norm, ``xtol``:
+#: the step; ``tolerance`` where the optimiser does not say which; CMA-ES's own stop
+#: names such as ``tolfun``), with ``stalled`` (Adam: no improvement over its patience),
+#: ``abnormal`` (the optimiser gave up, e.g. a failed line search), ``max_evals`` (its
+#: budget), ``failed`` (nothing finite), or ``stopped`` (the target or the run's budget).
+#: None of these says the start reached the optimum: "converged" is a property of the
+#: final value against a known best value (:mod:`pe_bench.metrics`), not a status.
+FTOL, GTOL, XTOL, TOLERANCE = "ftol", "gtol", "xtol", "tolerance"
+STALLED, ABNORMAL = "stalled", "abnormal"
+MAX_EVALS, FAILED, STOPPED = "max_evals", "failed", "stopped"
+
+
+def tolerance_status(message: str) -> str:
+    """The tolerance a local optimiser's success message names (scipy's, fides')."""
+    text = message.upper()
+    if "GRAD" in text or "GTOL" in text:
+        return GTOL
+    if "REL_REDUCTION" in text or "FTOL" in text or "FATOL" in text or "FRTOL" in text:
+        return FTOL
+    if "XTOL" in text or "STEP" in text:
+        return XTOL
+    return TOLERANCE
+
 
 #: Rows per objective call of :meth:`StartTracker.batch` (the objective's lanes per
 #: vmapped call on CPU): larger batches are cut into such pieces, the budgets checked

@@ -38,8 +38,8 @@ import numpy as np
 
 from ..objective import Objective
 from .base import (
-    CONVERGED,
     MAX_EVALS,
+    TOLERANCE,
     Budget,
     Callbacks,
     Method,
@@ -137,7 +137,9 @@ class CMAES(Method):
                     message = f"cma: {', '.join(sorted(stop))} after {generations} generations"
                     if restarts:
                         message += f", {restarts} IPOP restart(s), population {popsize}"
-                    status = MAX_EVALS if set(stop) & _BUDGET_STOPS else CONVERGED
+                    # cma's own stop names (tolfun, tolx, tolstagnation, ...) say what ended it
+                    own = sorted(stop)[0] if stop else TOLERANCE
+                    status = MAX_EVALS if set(stop) & _BUDGET_STOPS else own
                     if not self.ipop or restarts >= self.max_restarts:
                         break
                     restarts += 1

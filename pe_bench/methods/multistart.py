@@ -34,7 +34,8 @@ from scipy.optimize import minimize
 
 from ..objective import Objective
 from .base import (
-    CONVERGED,
+    ABNORMAL,
+    FAILED,
     MAX_EVALS,
     Budget,
     Callbacks,
@@ -44,6 +45,7 @@ from .base import (
     StartTracker,
     StopStart,
     start_indices,
+    tolerance_status,
 )
 
 _WITH_BOUNDS = {"L-BFGS-B", "TNC", "SLSQP", "trust-constr", "Powell", "Nelder-Mead", "COBYLA", "COBYQA"}
@@ -173,16 +175,18 @@ def _scipy_search(tracker, x0, lower, upper, local, tol, resample, rng, start: S
             method=local,
             bounds=list(zip(lower, upper, strict=True)) if bounded else None,
             tol=tol,
-            options={"maxiter": max_evals} | ({"maxfun": max_evals} if local in ("L-BFGS-B", "TNC") else {}),
+            # TNC counts function evaluations only (maxfun; it rejects maxiter with a warning)
+            options=({} if local == "TNC" else {"maxiter": max_evals})
+            | ({"maxfun": max_evals} if local in ("L-BFGS-B", "TNC") else {}),
         )
     except StopStart as stop:
         return stop.status, stop.message
     message = str(res.message)
     if res.success:
-        return CONVERGED, message
+        return tolerance_status(message), message
     if tracker.n_fevals >= max_evals or "LIMIT" in message.upper() or "MAX" in message.upper():
         return MAX_EVALS, message
-    return CONVERGED if np.isfinite(tracker.best) and res.nit > 0 else MAX_EVALS, message
+    return ABNORMAL if np.isfinite(tracker.best) else FAILED, message
 
 
 def _fides_search(tracker, x0, lower, upper, tol, resample, rng, start: StartPoint) -> tuple[str, str]:
@@ -215,14 +219,14 @@ def _fides_search(tracker, x0, lower, upper, tol, resample, rng, start: StartPoi
     except StopStart as stop:
         return stop.status, stop.message
     except RuntimeError as exc:  # non-finite value, gradient or FIM at an accepted point
-        return (CONVERGED if np.isfinite(tracker.best) else MAX_EVALS), f"fides: {exc}"
+        return (ABNORMAL if np.isfinite(tracker.best) else FAILED), f"fides: {exc}"
     flag = optimizer.exitflag
     message = f"fides: {flag.name}"
-    if flag.value > 0:
-        return CONVERGED, message
+    if flag.value > 0:  # FTOL, XTOL, GTOL
+        return tolerance_status(flag.name), message
     if tracker.n_fevals >= max_evals or flag == fides.ExitFlag.MAXITER:
         return MAX_EVALS, message
-    return CONVERGED if np.isfinite(tracker.best) else MAX_EVALS, message
+    return ABNORMAL if np.isfinite(tracker.best) else FAILED, message
 
 
 @dataclass(frozen=True)

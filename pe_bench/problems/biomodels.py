@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
 from ..errors import FetchError, ModelImportError
+from ..files import temp_file
 from ..model.sbml import read_sbml_string
 
 #: Default BioModels REST endpoint; override with ``$PE_BENCH_BIOMODELS_URL`` or ``base_url``.
@@ -90,8 +90,8 @@ def fetch(model_id: str, base: str | None = None, force: bool = False) -> Path:
     except (UnicodeDecodeError, ModelImportError) as exc:
         raise ModelImportError(f"{url}: downloaded file is not valid SBML: {exc}") from exc
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
-    with os.fdopen(fd, "wb") as fh:
+    tmp = temp_file(target.parent)
+    with open(tmp, "wb") as fh:
         fh.write(data)
     os.replace(tmp, target)
     return target

@@ -25,7 +25,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ProblemNotFoundError, ProblemSpecError
+from ..files import temp_folder
 
 PROBLEMS = ("B2", "B4")
 #: Built-in names that import the raw files on first use.
@@ -177,7 +177,7 @@ def write_petab(folder: Path, which: str, out: Path) -> Path:
     if out.exists() and any(out.iterdir()):
         raise ProblemSpecError(f"{out}: exists and is not empty")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp = temp_folder(out.parent, prefix=f".{out.name}.")
     try:
         stem = f"biopredyn_{which}"
         shutil.copyfile(raw.sbml, tmp / f"model_{stem}.xml")
