@@ -268,3 +268,79 @@ def test_device_option(monkeypatch):
 
     if not any(d.platform == "gpu" for d in jax.devices()):
         assert_user_error(run("--device", "gpu", "list"), "JAX finds no GPU")
+
+
+# ----------------------------------------------------------------------------- issue 26's run-time behaviour
+
+
+def test_nominal_outside_bounds_warns_and_goes_on(cortisol_copy):
+    _edit_table(
+        cortisol_copy / "parameters_cortisol.tsv",
+        lambda df: df.__setitem__("nominalValue", ["5000"] * len(df)),
+    )
+    result = run("info", cortisol_copy)
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 5 and "parameters_cortisol.tsv" in warnings[0]
+    assert "'K1': nominalValue 5000 is outside its bounds [0.01, 1000]" in warnings[0]
+
+
+def test_run_summary_claims_convergence_only_against_a_known_value(tmp_path):
+    out = tmp_path / "runs"
+    result = run(
+        "run", "cortisol", "--method", "pso", "--starts", 2, "--max-evals", 40, "--out", out, "--quiet"
+    )
+    assert result.exit_code == 0, result.output
+    assert "no known best value for cortisol" in result.stdout
+    row = [line for line in result.stdout.splitlines() if line.strip().startswith("cortisol")][0]
+    assert " none " in row and "/2" not in row  # no "converged k/2" claim
+    known = run("table", out, "--best-known", -244.0)
+    assert known.exit_code == 0 and "0/2" in known.stdout and "no known best value" not in known.stdout
+
+
+def test_result_files_get_the_umask_mode(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        out = tmp_path / "runs"
+        result = run(
+            "run", "cortisol", "--method", "pso", "--starts", 1, "--max-evals", 20, "--out", out, "--quiet"
+        )
+        assert result.exit_code == 0, result.output
+        sim = tmp_path / "sim.csv"
+        assert run("simulate", "cortisol", "--out", sim).exit_code == 0
+    finally:
+        os.umask(old)
+    files = [*out.rglob("*.parquet"), sim]
+    assert len(files) == 3 and all((f.stat().st_mode & 0o777) == 0o644 for f in files)
+
+
+def test_ctrl_c_keeps_the_finished_starts_and_says_how_to_go_on(tmp_path, monkeypatch):
+    import pe_bench.runner as runner_module
+
+    real = runner_module.run_method
+
+    def interrupted_after_two(*args, on_start_done=None, **kwargs):
+        done = []
+
+        def count(res):
+            on_start_done(res)
+            done.append(res)
+            if len(done) == 2:
+                raise KeyboardInterrupt
+
+        return real(*args, on_start_done=count, **kwargs)
+
+    monkeypatch.setattr(runner_module, "run_method", interrupted_after_two)
+    out = tmp_path / "runs"
+    args = ["run", "cortisol", "--method", "pso", "--starts", 5, "--max-evals", 20, "--out", out, "--quiet"]
+    result = run(*args)
+    assert result.exit_code == 130
+    line = result.stderr.strip().splitlines()[-1]
+    # the command to go on is the process's own argv (pytest's here) with --resume added
+    assert line.startswith("interrupted: 2 finished start(s) kept") and line.endswith("--resume")
+    monkeypatch.setattr(runner_module, "run_method", real)
+    resumed = run(*args, "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    assert len(pd.read_parquet(next(out.rglob("*.starts.parquet")))) == 5
