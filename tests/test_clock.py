@@ -75,7 +75,9 @@ def test_compilation_is_not_in_any_start_and_is_recorded(tmp_path):
         first, others = df[column].iloc[0], df[column].iloc[1:]
         assert first <= factor * others.median(), (column, df[column].tolist())
     compilation = read_metadata(path)["compilation"]["run"]
-    assert compilation["wall_s"] > 10 * df["wall_time_s"].sum()  # compiling cortisol takes seconds
+    # Compiling cortisol takes seconds even with a warm persistent cache (tracing and
+    # loading: 5.9 s against 0.68 s for all six starts, 2026-12-03), a start hundredths.
+    assert compilation["wall_s"] > max(1.0, 3 * df["wall_time_s"].sum())
     paid = load_compilation(tmp_path)
     assert paid["compile_s"].iloc[0] == pytest.approx(compilation["wall_s"])
 
