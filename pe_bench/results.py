@@ -198,16 +198,21 @@ def _complete(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return table.select(schema.names)
 
 
+def _unreadable(path: Path, exc: Exception) -> ProblemSpecError:
+    """A truncated or foreign result file as one line naming it."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return ProblemSpecError(
+        f"{path}: not a readable Parquet file ({first}); a run interrupted while writing? "
+        "delete it (and its run's other file) to start that run over"
+    )
+
+
 def _read(path: Path, columns: list[str] | None = None) -> pa.Table:
-    """``pq.read_table`` with a truncated or foreign file as one line naming it."""
+    """``pq.read_table``, with an unreadable file as :func:`_unreadable`'s error."""
     try:
         return pq.read_table(path, columns=columns)
     except (pa.ArrowInvalid, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ProblemSpecError(
-            f"{path}: not a readable Parquet file ({first}); a run interrupted while writing? "
-            "delete it (and its run's other file) to start that run over"
-        ) from None
+        raise _unreadable(path, exc) from None
 
 
 def read_starts(path: Path) -> pd.DataFrame:
@@ -232,10 +237,8 @@ def read_metadata(path: Path) -> dict:
     """The run metadata stored in a result file's schema."""
     try:
         meta = pq.read_schema(path).metadata or {}
-    except (pa.ArrowInvalid, OSError):
-        _read(path)  # raises the one-line error
-        raise
-
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise _unreadable(path, exc) from None
     return json.loads(meta.get(METADATA_KEY, b"{}"))
 
 
