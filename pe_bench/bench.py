@@ -17,6 +17,8 @@ A suite is a TOML file (see ``benchmarks/ci.toml``)::
                            #   (every problem's first seed before any second one: a partial
                            #   sitting gives every problem its first replicates)
     priors = false         # add the parameter tables' objective priors (per problem too)
+    hierarchical = false   # scalings, offsets, sigmas solved in closed form (per problem too;
+                           #   pe_bench.hierarchical)
 
     [[problems]]
     source = "../../shared/benchmark-models/Boehm_JProteomeRes2014"  # relative to this file
@@ -93,6 +95,7 @@ _SUITE_KEYS = {
     "chunk",
     "order",
     "priors",
+    "hierarchical",
     "problems",
     "methods",
 }
@@ -102,6 +105,7 @@ _PROBLEM_KEYS = {
     "best_known_source",
     "threshold",
     "priors",
+    "hierarchical",
     "starts",
     "max_evals",
     "max_seconds",
@@ -126,6 +130,8 @@ class ProblemEntry:
     best_known_source: str | None = None
     threshold: float = THRESHOLD
     priors: bool = False
+    #: Inner scalings, offsets and sigmas solved in closed form (pe_bench.hierarchical).
+    hierarchical: bool = False
     #: Budget overrides for this problem (every method): ((field of Budget, value), ...).
     budget: tuple[tuple[str, float], ...] = ()
     #: Solver settings for this problem: ((field of SolverOptions, value), ...), applied
@@ -274,6 +280,9 @@ def load_suite(path: Path) -> Suite:
     priors = data.get("priors", False)
     if not isinstance(priors, bool):
         raise ProblemSpecError(f"{path}: 'priors' must be true or false")
+    hierarchical = data.get("hierarchical", False)
+    if not isinstance(hierarchical, bool):
+        raise ProblemSpecError(f"{path}: 'hierarchical' must be true or false")
 
     field_bars = {}
     if "best_known_file" in data:
@@ -306,6 +315,9 @@ def load_suite(path: Path) -> Suite:
         use_priors = entry.get("priors", priors)
         if not isinstance(use_priors, bool):
             raise ProblemSpecError(f"{where}.priors: must be true or false")
+        use_hier = entry.get("hierarchical", hierarchical)
+        if not isinstance(use_hier, bool):
+            raise ProblemSpecError(f"{where}.hierarchical: must be true or false")
         problems.append(
             ProblemEntry(
                 source=source,
@@ -314,6 +326,7 @@ def load_suite(path: Path) -> Suite:
                 best_known_source=source_text,
                 threshold=_number(entry.get("threshold", threshold), f"{where}.threshold", float, 0),
                 priors=use_priors,
+                hierarchical=use_hier,
                 budget=_problem_budget(entry, where),
                 solver=_problem_solver(entry, where),
                 seeds=_seeds(entry["seeds"], where) if "seeds" in entry else None,
@@ -663,7 +676,7 @@ def _memory_maps() -> int:
         return 0
 
 
-def _objective(source: str, options: SolverOptions, priors: bool = False):
+def _objective(source: str, options: SolverOptions, priors: bool = False, hierarchical: bool = False):
     """One compiled objective per problem and process, reused by every task and method.
 
     At most :data:`OBJECTIVE_CACHE` are kept; when the process maps more than
@@ -672,11 +685,11 @@ def _objective(source: str, options: SolverOptions, priors: bool = False):
     """
     from .objective import Objective
 
-    key = (source, options, priors)
+    key = (source, options, priors, hierarchical)
     hit = _OBJECTIVES.pop(key, None)
     if hit is None:
         problem = _problem(source)
-        hit = (problem, Objective(problem, options, priors=priors))
+        hit = (problem, Objective(problem, options, priors=priors, hierarchical=hierarchical))
     if _memory_maps() > MAPS_LIMIT:
         _OBJECTIVES.clear()
         import gc
@@ -694,9 +707,11 @@ def _objective(source: str, options: SolverOptions, priors: bool = False):
 def iter_task(task: Task, options: SolverOptions | None = None) -> Iterator[tuple[StartResult, dict | None]]:
     """Run a task here, yielding (result, extra metadata) as each start finishes."""
     configure_jax()
-    problem, objective = _objective(task.problem.source, task.problem.options(options), task.problem.priors)
+    problem, objective = _objective(
+        task.problem.source, task.problem.options(options), task.problem.priors, task.problem.hierarchical
+    )
     method = make_method(task.method.name, dict(task.method.options))
-    lower, upper = problem.bounds
+    lower, upper = objective.problem.bounds  # the outer parameters' when hierarchical
     label = task.key.rsplit("/", 1)[1]
     budget = task.method.budget
     yield from iter_starts(
@@ -745,7 +760,15 @@ class _Writers:
             problem = _problem(task.problem.source)
             method = make_method(task.method.name, dict(task.method.options))
             options = task.problem.options(self.options)
-            meta = run_metadata(problem, method, task.method.budget, options, priors=task.problem.priors)
+            inner = None
+            if task.problem.hierarchical:
+                from .hierarchical import find_inner
+
+                found = find_inner(problem, with_priors=task.problem.priors)
+                inner = found if found.n else None
+            meta = run_metadata(
+                problem, method, task.method.budget, options, priors=task.problem.priors, inner=inner
+            )
             meta["suite"] = {"name": self.suite.name, "file": str(self.suite.path)}
             self.writers[key] = RunWriter(self.out, *key, meta, resume=True)
         return self.writers[key]

@@ -30,6 +30,13 @@ Priors_ = Annotated[
     bool,
     typer.Option("--priors", help="add the parameter table's objective priors (negative log-posterior)"),
 ]
+Hierarchical_ = Annotated[
+    bool,
+    typer.Option(
+        "--hierarchical",
+        help="solve observable scalings, offsets and sigmas in closed form; methods see the rest",
+    ),
+]
 Params = Annotated[
     str, typer.Option("--params", help="nominal | true | FILE.tsv (parameterId, value on linear scale)")
 ]
@@ -235,6 +242,7 @@ def run(
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
     priors: Priors_ = False,
+    hierarchical: Hierarchical_ = False,
 ) -> None:
     """Run one estimation method; one Parquet row per start, written as starts finish."""
     from .arguments import check_budget_values, check_method, check_writable_folder
@@ -256,6 +264,13 @@ def run(
     meth = make_method(method, opts)
     budget = Budget(n_starts=n_starts, max_evals=max_evals, max_seconds=max_seconds, cpu_budget=cpu_budget)
     pb = resolve(problem)
+    if hierarchical:
+        from .hierarchical import find_inner
+
+        found = find_inner(pb, with_priors=priors)
+        console.print(
+            f"hierarchical: {found.summary()}" + ("" if found.n else "; the full problem is fitted")
+        )
     try:
         with RunProgress(n_starts, f"{pb.name}/{method}", quiet=quiet, console=console) as bar:
             path = run_method(
@@ -270,6 +285,7 @@ def run(
                 on_eval=bar.on_eval,
                 on_resume=bar.on_resume,
                 priors=priors,
+                hierarchical=hierarchical,
             )
     except KeyboardInterrupt:
         _interrupted(out, pb.name, method, seed)

@@ -23,7 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from .clock import AotFunction, compile_totals, compiling
-from .problems.base import NOISE_DISTRIBUTIONS, TRANSFORMATIONS, Problem
+from .hierarchical import InnerSolver, find_inner, outer_problem
+from .problems.base import NOISE_DISTRIBUTIONS, SCALES, TRANSFORMATIONS, Problem
 from .runtime import compute_threads, sync_cpu_dispatch
 from .simulate import (
     STATUS_BAD_SIGMA,
@@ -165,6 +166,12 @@ class Objective:
     With ``priors=True`` the objective is the negative log-posterior: the nllh plus the
     parameter table's negative log-priors (:mod:`pe_bench.priors`); off by default so
     that values stay comparable with published likelihoods.
+
+    With ``hierarchical=True`` the scalings, offsets and sigmas that have a closed-form
+    optimum (:mod:`pe_bench.hierarchical`) are solved at every evaluation: ``problem`` is
+    then the outer problem (``x`` holds only the other parameters; ``full_problem`` is the
+    given one), ``inner`` says which, and :meth:`full_x` gives the full vector. The value is
+    the full problem's nllh at that vector.
     """
 
     problem: Problem
@@ -173,11 +180,22 @@ class Objective:
     priors: bool = False
     batch_lanes: int | None = None
     group_lanes: bool = True
+    hierarchical: bool = False
 
     def __post_init__(self):
         sync_cpu_dispatch()  # concurrent batch calls deadlock under asynchronous dispatch
         if not self.problem.has_data:
             raise ValueError("problem has no measurements; it can be simulated, not fitted")
+        # Hierarchical: ``problem`` becomes the outer problem (what methods see);
+        # ``full_problem`` keeps every parameter (what result rows record).
+        self.full_problem = self.problem
+        self.inner = None
+        if self.hierarchical:
+            inner = find_inner(self.problem, with_priors=self.priors)
+            self.inner_notes = inner.notes
+            if inner.n:
+                self.inner = inner
+                self.problem = outer_problem(self.problem, inner)
         self.options = self.options.resolved(len(self.problem.x_ids), self.problem.rodas5_only)
         self.simulator = Simulator(self.problem, model_functions(self.problem, self.options), self.options)
         pb = self.problem
@@ -196,7 +214,13 @@ class Objective:
         self._priors = pb.priors if self.priors else None
         self._batch_steps = jax.jit(jax.vmap(self._nllh_status_steps))
         self.lane_costs = LaneCostModel(self.n_par)
-        self._simulate = jax.jit(self.simulator)
+        self._inner_solver = (
+            InnerSolver(self.full_problem, self.inner, self.simulator.observe, self._measurement_nllh)
+            if self.inner is not None
+            else None
+        )
+        self._simulate = jax.jit(self._simulation)
+        self._full_x = jax.jit(self.full_x_fn)
         # What the public entry points call: compiled ahead of time once per input shape,
         # the compilation timed apart (pe_bench.clock), so that no start is charged for it.
         self._aot = {
@@ -205,6 +229,7 @@ class Objective:
             "value_grad_fim": AotFunction(self._value_grad_fim),
             "batch": AotFunction(self._batch_steps),
             "simulate": AotFunction(self._simulate),
+            "full_x": AotFunction(self._full_x),
         }
         self._warm: set[str] = set()
 
@@ -223,6 +248,8 @@ class Objective:
             entry_points = ("value", "value_and_grad")
             if self.options.sensitivity == "forward":
                 entry_points += ("value_grad_fim",)
+            if self.inner is not None:
+                entry_points += ("full_x",)
         t0 = compile_totals()
         x = jnp.asarray(self.problem.x_nominal, dtype=jnp.float64)
         for name in entry_points:
@@ -251,11 +278,41 @@ class Objective:
         value, status, _, steps = self._nllh_status_features(x, with_steps=True)
         return value, status, steps
 
-    def _nllh_status_features(self, x, with_steps: bool = False):
+    def _measurement_nllh(self, y, sigma):
+        return negative_log_likelihood(jnp.asarray(self.problem.meas_y), y, sigma, self._trans, self._dist)
+
+    def _simulation(self, x):
+        """The simulator's output at ``x``; hierarchical: observables at the inner optimum."""
         sim = self.simulator(x)
-        value = negative_log_likelihood(
-            jnp.asarray(self.problem.meas_y), sim["y"], sim["sigma"], self._trans, self._dist
-        )
+        if self._inner_solver is not None:
+            p_sim = sim["P"][self.problem.sim_cond]
+            theta = self._inner_solver(sim["states"], p_sim, sim["theta"])
+            sim["y"], sim["sigma"] = self.simulator.observe(sim["states"], p_sim, theta)
+            sim["theta"] = theta
+        return sim
+
+    def full_x_fn(self, x):
+        """Pure: the full problem's estimated vector (inner parameters at their optimum)."""
+        if self.inner is None:
+            return x
+        inner, full = self.inner, self.full_problem
+        theta = self._simulation(x)["theta"]
+        vals = theta[inner.theta_pos]
+        scales = [full.theta_scale[t] for t in inner.theta_pos]
+        codes = np.array([SCALES.index(s) for s in scales])
+        scaled = jnp.where(codes == 1, jnp.log(vals), jnp.where(codes == 2, jnp.log10(vals), vals))
+        out = jnp.zeros(len(full.x_ids), x.dtype)
+        return out.at[inner.outer_pos].set(x).at[inner.x_pos].set(scaled)
+
+    def full_x(self, x) -> np.ndarray:
+        """The full problem's estimated vector at outer ``x`` (``x`` itself unless hierarchical)."""
+        if self.inner is None:
+            return np.asarray(x, dtype=np.float64)
+        return np.asarray(self._aot["full_x"](jnp.asarray(x, dtype=jnp.float64)))
+
+    def _nllh_status_features(self, x, with_steps: bool = False):
+        sim = self._simulation(x)
+        value = self._measurement_nllh(sim["y"], sim["sigma"])
         features = self._fim_features(sim)
         if self._priors is not None:
             theta = self.simulator.x_linear(x)

@@ -268,7 +268,10 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:
 def summary(problem: Problem) -> dict:
     """Sizes, noise models and caveats of a problem (for ``pebench info``)."""
     m = problem.model
+    from .hierarchical import find_inner
+
     noise = sorted({f"{o.noise_distribution}/{o.transformation}" for o in problem.observables})
+    inner = find_inner(problem)
     return {
         "problem": problem.name,
         "source": problem.source,
@@ -290,7 +293,8 @@ def summary(problem: Problem) -> dict:
         "measurements": len(problem.meas_y),
         "noise_models": noise,
         "true_parameters": problem.true_parameters is not None,
-        "notes": problem.notes,
+        "hierarchical": inner.summary(),
+        "notes": problem.notes + [f"--hierarchical: {n}" for n in inner.notes],
     }
 
 

@@ -122,6 +122,12 @@ class RunWriter:
             if self.history_path.exists():
                 self.history = _complete(_read(self.history_path), HISTORY_SCHEMA).to_pylist()
             old = read_metadata(self.starts_path)
+            was, now = bool(old.get("hierarchical")), bool(metadata.get("hierarchical"))
+            if was != now:
+                raise ProblemSpecError(
+                    f"{self.starts_path}: these results were written {'with' if was else 'without'} "
+                    f"--hierarchical; resume them {'with' if was else 'without'} it, or use another --out"
+                )
             self._finished = old.pop(FINISHED, None)
             self.metadata = old | metadata | {COMPILATION: old.get(COMPILATION, {})}
         else:

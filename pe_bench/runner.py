@@ -101,11 +101,14 @@ def run_metadata(
     options: SolverOptions,
     target: float | None = None,
     priors: bool = False,
+    inner=None,
 ) -> dict:
     """Provenance stored in every result file: command, versions, solver, options, budget.
 
     ``objective`` says what the nllh column holds: the negative log-likelihood, or with
     ``priors`` the negative log-posterior (nllh plus the parameter table's priors).
+    ``hierarchical`` lists the inner parameters (:mod:`pe_bench.hierarchical`) of a
+    hierarchical run (``inner``), None otherwise; rows record every parameter either way.
     """
     with_priors = priors and problem.priors is not None
     return {
@@ -119,6 +122,7 @@ def run_metadata(
         "budget": dataclasses.asdict(budget),
         "parameter_ids": problem.x_ids,
         "parameter_scale": problem.x_scale,
+        "hierarchical": None if inner is None else {"inner": list(inner.ids), "kinds": list(inner.kinds)},
         "target": target,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -162,7 +166,13 @@ def iter_starts(
         warm_up()
     if spent is not None:
         callbacks = dataclasses.replace(callbacks, run_clock=RunClock(budget.cpu_budget, spent))
+    expand = getattr(objective, "inner", None) is not None
     for res in method.run(objective, lower, upper, budget, seed, callbacks, skip=skip):
+        if expand:  # rows record every parameter; recovering the inner ones is bookkeeping
+            with excluded():
+                res = dataclasses.replace(
+                    res, x_start=objective.full_x(res.x_start), x_final=objective.full_x(res.x_final)
+                )
         paid = compile_totals() - t0
         extra = (method_extra_metadata(method) or {}) | {
             "compilation": {label: {"wall_s": paid.wall, "cpu_s": paid.cpu}}
@@ -192,12 +202,14 @@ def run_method(
     on_resume: Callable[[int], None] | None = None,
     objective: Objective | None = None,
     priors: bool = False,
+    hierarchical: bool = False,
 ) -> Path:
     """Run ``method`` and write its results under ``out``; returns the starts file.
 
     Rows are written as starts finish; a KeyboardInterrupt stops the run after the files
     hold every finished start (the interrupt is then re-raised). ``on_resume`` is told
-    how many starts an earlier sitting finished (``resume``).
+    how many starts an earlier sitting finished (``resume``). With ``hierarchical`` the
+    methods see only the outer parameters (:mod:`pe_bench.hierarchical`).
 
     Raises:
         ProblemSpecError: bad budget, output path, or results present without ``resume``.
@@ -208,15 +220,19 @@ def run_method(
     existing = run_paths(out, problem.name, method.name, seed)[0]
     if existing.exists() and not resume:  # before compiling anything
         raise ProblemSpecError(f"{existing}: results exist; use --resume to continue or another --out")
-    objective = objective or Objective(problem, options or SolverOptions(), priors=priors)
-    metadata = run_metadata(problem, method, budget, objective.options, target, priors=objective.priors)
+    objective = objective or Objective(
+        problem, options or SolverOptions(), priors=priors, hierarchical=hierarchical
+    )
+    metadata = run_metadata(
+        problem, method, budget, objective.options, target, priors=objective.priors, inner=objective.inner
+    )
     writer = RunWriter(out, problem.name, method.name, seed, metadata, resume)
     if on_resume is not None and writer.done:
         on_resume(len(writer.done))
     if writer.finished:
         return writer.starts_path
     callbacks = Callbacks(target=target, on_eval=on_eval)
-    lower, upper = problem.bounds
+    lower, upper = objective.problem.bounds  # the outer parameters' when hierarchical
     results = iter_starts(
         method, objective, lower, upper, budget, seed, callbacks, writer.done, spent_cpu(writer.rows)
     )
