@@ -3,11 +3,12 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+DOCS_STAMP := $(VENV)/.docs-installed
 # The full suite's results (committed: the public scoreboard) and the CI check's (scratch).
 BENCH_OUT   ?= results/bench/full
 BENCH_FLAGS ?= --workers 2
 CI_OUT      ?= results/bench/ci
-# The time-to-optimum comparison with the field's benchmark (committed: README "Beside the field").
+# The time-to-optimum comparison with the field's benchmark (committed: docs/field.md).
 FIELD_OUT      ?= results/bench/field
 FIELD_LONG_OUT ?= results/bench/field-long
 # The SBML Test Suite's semantic cases (read from ../shared, never copied).
@@ -16,7 +17,7 @@ SUITE_FLAGS ?= --workers 2
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test test-fast lint format gradient-check bench-objective reference-llh \
-        bench bench-ci baseline plots scoreboard peers field field-long-suite field-long field-compare \
+        docs docs-serve bench bench-ci baseline plots scoreboard peers field field-plots field-long-suite field-long field-compare \
         sbml-suite bench-large bench-linsolve bench-batch coverage
 
 help: ## list the targets
@@ -28,6 +29,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+$(DOCS_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/pip install --quiet -e '.[dev,docs]'
+	touch $(DOCS_STAMP)
+
 install: $(STAMP) ## create .venv and install pe_bench with its pinned dependencies
 
 run: $(STAMP) ## main job: the cVAE recommender on cortisol, then its table and plot
@@ -35,19 +40,26 @@ run: $(STAMP) ## main job: the cVAE recommender on cortisol, then its table and 
 	$(BIN)/pebench table results/runs --problem cortisol
 	$(BIN)/pebench plot results/runs --problem cortisol --out results/runs/cortisol.png
 
-test: $(STAMP) ## the whole test suite (slow real-problem tests included)
-	$(BIN)/pytest
+test: $(STAMP) ## the whole test suite (slow real-problem tests included), on both cores
+	$(BIN)/pytest -n 2 --dist loadscope
 
 test-fast: $(STAMP) ## tests without the slow real-problem ones
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -m "not slow" -n 2 --dist loadscope
+
+docs: $(DOCS_STAMP) ## the documentation site: generated blocks current (tools/gen_docs.py --check), mkdocs build --strict into site/
+	$(BIN)/python tools/gen_docs.py --check
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+docs-serve: $(DOCS_STAMP) ## serve the documentation site on 127.0.0.1:8000 (rebuilds on change)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
 
 lint: $(STAMP) ## ruff lint and format check
-	$(BIN)/ruff check pe_bench tests benchmarks
-	$(BIN)/ruff format --check pe_bench tests benchmarks
+	$(BIN)/ruff check pe_bench tests benchmarks tools
+	$(BIN)/ruff format --check pe_bench tests benchmarks tools
 
 format: $(STAMP) ## apply ruff's formatting and safe fixes
-	$(BIN)/ruff check --fix pe_bench tests benchmarks
-	$(BIN)/ruff format pe_bench tests benchmarks
+	$(BIN)/ruff check --fix pe_bench tests benchmarks tools
+	$(BIN)/ruff format pe_bench tests benchmarks tools
 
 gradient-check: $(STAMP) ## every shared problem's gradient, component-wise against central differences at nominal, best found and random points (results/gradient_check.tsv; resumes)
 	$(BIN)/python benchmarks/gradient_check.py
@@ -69,11 +81,12 @@ baseline: $(STAMP) ## re-run benchmarks/ci.toml and rewrite benchmarks/baseline.
 	rm -rf $(CI_OUT)
 	$(BIN)/pebench bench benchmarks/ci.toml --out $(CI_OUT) --check benchmarks/baseline.json --update-baseline
 
-plots: $(STAMP) ## waterfall + convergence plots of the last `make bench`, one PNG per problem in $(BENCH_OUT)/plots
-	$(BIN)/pebench plot $(BENCH_OUT) --suite benchmarks/full.toml --out $(BENCH_OUT)/plots
+plots: $(STAMP) ## waterfall + convergence plots of the last `make bench` (one PNG per problem, overview.png) into docs/img/scoreboard
+	$(BIN)/pebench plot $(BENCH_OUT) --suite benchmarks/full.toml --out docs/img/scoreboard
 
-scoreboard: $(STAMP) ## regenerate the README scoreboard section from $(BENCH_OUT)
-	$(BIN)/python benchmarks/scoreboard.py --results $(BENCH_OUT) --suite benchmarks/full.toml --readme README.md
+scoreboard: $(STAMP) ## regenerate docs/scoreboard.md from $(BENCH_OUT)
+	$(BIN)/python benchmarks/scoreboard.py --results $(BENCH_OUT) --suite benchmarks/full.toml \
+		--plots docs/img/scoreboard --readme docs/scoreboard.md
 
 field: $(STAMP) ## every method x 13 field problems x 3 seeds, 130 CPU-s per run (benchmarks/field.toml) into $(FIELD_OUT); resumes
 	$(BIN)/pebench bench benchmarks/field.toml --out $(FIELD_OUT) --resume $(BENCH_FLAGS)
@@ -85,12 +98,15 @@ field-long-suite: $(STAMP) ## write benchmarks/field_long.toml from the finished
 field-long: $(STAMP) ## the best two methods per unsolved problem again with 1296 CPU-s (benchmarks/field_long.toml, see field-long-suite) into $(FIELD_LONG_OUT)
 	$(BIN)/pebench bench benchmarks/field_long.toml --out $(FIELD_LONG_OUT) --resume $(BENCH_FLAGS)
 
-field-compare: $(STAMP) ## pe_bench beside the field (benchmarks/field_compare.py): the README section "Beside the field"
+field-compare: $(STAMP) ## pe_bench beside the field (benchmarks/field_compare.py): the tables of docs/field.md
 	$(BIN)/python benchmarks/field_compare.py --results $(FIELD_OUT) --suite benchmarks/field.toml \
-		--long-results $(FIELD_LONG_OUT) --long-suite benchmarks/field_long.toml --readme README.md
+		--long-results $(FIELD_LONG_OUT) --long-suite benchmarks/field_long.toml --readme docs/field.md
 
-coverage: $(STAMP) ## load every problem (shared, built-in, BioPreDyn), nominal llh vs references: the README coverage table
-	$(BIN)/python benchmarks/coverage.py --readme README.md
+field-plots: $(STAMP) ## plots of the runs beside the field (one PNG per problem, overview.png) into docs/img/field
+	$(BIN)/pebench plot $(FIELD_OUT) --suite benchmarks/field.toml --out docs/img/field
+
+coverage: $(STAMP) ## load every problem (shared, built-in, BioPreDyn), nominal llh vs references: the coverage table of docs/figures.md
+	$(BIN)/python benchmarks/coverage.py --readme docs/figures.md
 
 sbml-suite: $(STAMP) ## all 1821 SBML Test Suite semantic cases into results/sbml-suite.csv (summary by status and tag; ~40 min on 2 cores)
 	$(BIN)/pebench sbml-suite $(SBML_SUITE) --out results/sbml-suite.csv $(SUITE_FLAGS)

@@ -1,4 +1,4 @@
-"""Which problems pe_bench loads, and what each uses: the README's coverage table.
+"""Which problems pe_bench loads, and what each uses: the coverage table of docs/figures.md.
 
 Loads every problem it finds (the shared benchmark collection, the built-ins, the
 BioPreDyn problems), evaluates the llh at the nominal parameters with default settings,
@@ -7,7 +7,7 @@ the reference where one exists (REFERENCE.tsv; Blasi: petab's llh of the collect
 simulated data) and whether they agree within max(1e-3, 1e-4 |ref|), or the one-line
 reason a problem is refused.
 
-    .venv/bin/python benchmarks/coverage.py [--markdown] [--readme README.md]
+    .venv/bin/python benchmarks/coverage.py [--markdown] [--readme docs/figures.md]
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def write_readme(readme: Path, table: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--readme", type=Path, help="replace the coverage block of this README")
+    ap.add_argument("--readme", type=Path, help="replace the coverage block of this page (docs/figures.md)")
     args = ap.parse_args()
     configure_jax()
     references = pd.read_csv(SHARED / "REFERENCE.tsv", sep="\t", index_col=0)["llh_at_nominal"].to_dict()

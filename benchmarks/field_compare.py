@@ -3,7 +3,7 @@
 Usage:
     python benchmarks/field_compare.py --results results/bench/field --suite benchmarks/field.toml
         [--long-results results/bench/field-long --long-suite benchmarks/field_long.toml]
-        [--write-long benchmarks/field_long.toml] [--readme README.md]
+        [--write-long benchmarks/field_long.toml] [--readme docs/field.md]
 
 Per problem it prints the field's best value and who found it; the fraction of the
 field's runs of fides, CMA-ES, SACESS, particle swarm and L-BFGS-B that reached it within

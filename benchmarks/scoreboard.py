@@ -1,7 +1,7 @@
-"""Write the README's scoreboard section from the results of a `make bench` run.
+"""Write the scoreboard page (docs/scoreboard.md) from the results of a `make bench` run.
 
 Usage: python benchmarks/scoreboard.py --results results/bench/full --suite benchmarks/full.toml
-       [--readme README.md]   (without --readme the section is printed)
+       [--plots docs/img/scoreboard] [--readme docs/scoreboard.md]   (without --readme: printed)
 
 The section lies between the markers ``<!-- scoreboard:start -->`` and
 ``<!-- scoreboard:end -->``; everything in it is generated from the result files.
@@ -140,7 +140,7 @@ def problem_lines(suite, starts, table, bars) -> list[str]:
     return lines
 
 
-def section(results: Path, suite_path: Path, readme_dir: Path) -> str:
+def section(results: Path, suite_path: Path, readme_dir: Path, plots: Path | None = None) -> str:
     suite = load_suite(suite_path)
     starts, history = load_results(results)
     names = {p.name for p in suite.problems}
@@ -192,7 +192,10 @@ def section(results: Path, suite_path: Path, readme_dir: Path) -> str:
         *problem_lines(suite, starts, table, bars),
         "",
     ]
-    plots = results / "plots"
+    plots = plots or results / "plots"
+    overview = plots / "overview.png"
+    if overview.exists():
+        lines += [f"![overview: every problem and method]({os.path.relpath(overview, readme_dir)})", ""]
     for name in sorted(names):
         png = plots / f"{name}.png"
         if png.exists():
@@ -208,10 +211,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--results", type=Path, required=True)
     ap.add_argument("--suite", type=Path, required=True)
-    ap.add_argument("--readme", type=Path)
+    ap.add_argument("--plots", type=Path, help="the folder of `pebench plot` [RESULTS/plots]")
+    ap.add_argument("--readme", type=Path, help="the page whose scoreboard block to replace")
     args = ap.parse_args()
     readme_dir = args.readme.parent if args.readme else Path(".")
-    text = section(args.results, args.suite, readme_dir)
+    text = section(args.results, args.suite, readme_dir, args.plots)
     if args.readme is None:
         print(text)
         return

@@ -53,6 +53,7 @@ BestKnown_ = Annotated[
     float | None,
     typer.Option("--best-known", help="the best known nllh: the bar that 'converged' counts against"),
 ]
+Wide_ = Annotated[bool, typer.Option("--wide", help="every summary column (default: a compact table)")]
 
 
 def _user_errors(fn=None, *, setup: bool = True):
@@ -79,12 +80,23 @@ def _user_errors(fn=None, *, setup: bool = True):
     return wrapper
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        print(f"pebench {version('pe_bench')}")
+        raise typer.Exit()
+
+
 @app.callback()
 def main(
     debug: Annotated[bool, typer.Option("--debug", help="show tracebacks for user errors")] = False,
     device: Annotated[
         str | None, typer.Option("--device", help="cpu | gpu (default: what JAX finds; recorded in results)")
     ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit")
+    ] = False,
 ) -> None:
     """Benchmark parameter-estimation strategies on kinetic models."""
     _state["debug"] = debug
@@ -241,6 +253,7 @@ def run(
         list[str] | None, typer.Option("--option", "-o", help="method option key=value")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
+    wide: Wide_ = False,
     priors: Priors_ = False,
     hierarchical: Hierarchical_ = False,
 ) -> None:
@@ -296,7 +309,7 @@ def run(
         compilation=load_compilation(path.parent),
         stated=None if bar is None else {pb.name: bar},
     )
-    console.print(_format_summary(table).to_string(index=False))
+    console.print(_format_summary(table, wide).to_string(index=False))
     note = _no_bar_note(table)
     if note:
         console.print(note)
@@ -326,7 +339,8 @@ def table(
     suite: Suite_ = None,
     best_known: BestKnown_ = None,
     json_: Annotated[bool, typer.Option("--json")] = False,
-    markdown: Annotated[bool, typer.Option("--markdown", help="a Markdown table")] = False,
+    markdown: Annotated[bool, typer.Option("--markdown", help="a Markdown table (every column)")] = False,
+    wide: Wide_ = False,
 ) -> None:
     """Per problem and method: best nllh, converged starts, cost per converged start, CPU to the bar."""
     from .metrics import best_table
@@ -353,13 +367,15 @@ def table(
     elif markdown:
         print(_format_summary(df).to_markdown(index=False))
     else:
-        print(_format_summary(df).to_string(index=False))
+        print(_format_summary(df, wide).to_string(index=False))
         note = _no_bar_note(df)
         if note:
             print(note)
-        tops = df[["problem", "method", f"top{top}"]]
+        width = max(len("problem"), *(len(p) for p in df["problem"]))
         print(f"\nbest {top} final nllh per method:")
-        print(tops.to_string(index=False))
+        print(f"{'problem':<{width}}  {'method':<10}  top{top}")
+        for p_, m_, vals in zip(df["problem"], df["method"], df[f"top{top}"], strict=True):
+            print(f"{p_:<{width}}  {m_:<10}  " + " ".join(f"{v:.7g}" for v in vals))
 
 
 @app.command()
@@ -370,8 +386,13 @@ def plot(
     problem: Annotated[str | None, typer.Option("--problem")] = None,
     suite: Suite_ = None,
 ) -> None:
-    """Waterfall and convergence plots of every method in a results folder."""
-    from .plots import comparison_figure
+    """Waterfall and convergence plots of every method in a results folder.
+
+    A folder ``--out`` gets one PNG per problem and, for two problems or more,
+    ``overview.png``: a performance profile across the problems and a problem x method
+    heat map of converged starts.
+    """
+    from .plots import comparison_figure, overview_figure
     from .results import PROBLEM, load_results
 
     stated, thresholds, confirmed = _suite_reference(suite, folder)
@@ -379,13 +400,18 @@ def plot(
     if out.suffix.lower() == ".png":
         console.print(f"wrote {comparison_figure(starts, history, out, stated, thresholds, confirmed)}")
         return
-    for name in sorted(starts[PROBLEM].unique()):
+    names = sorted(starts[PROBLEM].unique())
+    for name in names:
         s, h = starts[starts[PROBLEM] == name], history[history[PROBLEM] == name]
         console.print(f"wrote {comparison_figure(s, h, out / f'{name}.png', stated, thresholds, confirmed)}")
+    if len(names) > 1:
+        console.print(
+            f"wrote {overview_figure(starts, history, out / 'overview.png', stated, thresholds, confirmed)}"
+        )
 
 
-def _format_summary(df):
-    """The summary columns a reader compares methods by, rounded.
+def _format_summary(df, wide: bool = True):
+    """The summary columns a reader compares methods by, rounded (``wide=False``: the compact set).
 
     ``converged``, ``evals / conv.``, ``s / conv.`` and the CPU-seconds to the bar are
     claims about reaching an optimum: shown only where the bar is a known value
@@ -439,8 +465,33 @@ def _format_summary(df):
     }
     if "compile_seconds" in out.columns:
         cols["compile_seconds"] = "compile s"
+    if not wide:
+        cols = {k: v for k, v in cols.items() if k in COMPACT_COLUMNS}
+        cols.update(
+            converged="conv.",
+            fevals_per_converged="evals/conv.",
+            seconds_per_converged="s/conv.",
+            failed_integrations="failed",
+        )
+        out["failed_integrations"] = [
+            "n/a" if v != v else str(int(v))
+            for v in out["failed_integrations"]  # NaN: older files
+        ]
     out = out[list(cols)].rename(columns=cols)
     return out.round({"best nllh": 3, "CPU s": 1, "compile s": 1})
+
+
+#: The columns ``pebench run``, ``table`` and ``bench`` print without ``--wide`` (fit 100 columns).
+COMPACT_COLUMNS = (
+    "problem",
+    "method",
+    "best_nllh",
+    "best_known",
+    "converged",
+    "fevals_per_converged",
+    "seconds_per_converged",
+    "failed_integrations",
+)
 
 
 def _interrupted(out: Path, problem: str, method: str, seed: int):
@@ -467,10 +518,13 @@ def _no_bar_note(df) -> str | None:
     if "bar_known" not in df or df["bar_known"].astype(bool).all():
         return None
     names = ", ".join(sorted(set(df.loc[~df["bar_known"].astype(bool), "problem"])))
-    return (
+    import textwrap
+
+    text = (
         f"no known best value for {names}: convergence columns left empty "
         "(give --best-known VALUE, --target VALUE or --suite FILE)"
     )
+    return "\n".join(textwrap.wrap(text, 100, break_on_hyphens=False))
 
 
 @app.command()
@@ -499,6 +553,7 @@ def bench(
         str | None,
         typer.Option("--methods", help="run only these methods of the suite (names, comma-separated)"),
     ] = None,
+    wide: Wide_ = False,
 ) -> None:
     """Run a benchmark suite (problems x methods x seeds), print its summary, check a baseline."""
     from .arguments import check_writable_folder
@@ -534,7 +589,7 @@ def bench(
         console.print(f"{task.key}: best {best:.4f}  ({output.seconds:.1f} s)")
 
     result = run_suite(s, out, workers=workers, scheduler=scheduler, resume=resume, on_task_done=on_task_done)
-    console.print(_format_summary(result.summary).to_string(index=False))
+    console.print(_format_summary(result.summary, wide).to_string(index=False))
     note = _no_bar_note(result.summary)
     if note:
         console.print(note)

@@ -34,6 +34,11 @@ def parse_options(items: list[str]) -> dict[str, str]:
     return out
 
 
+def option_fields(cls: type[Method]) -> dict[str, dataclasses.Field]:
+    """The options of a method class: its init fields, less what it records (cVAE's ``round_stats``)."""
+    return {f.name: f for f in dataclasses.fields(cls) if f.init and f.name != "round_stats"}
+
+
 def make_method(name: str, options: dict[str, str] | None = None) -> Method:
     """Instantiate a registered method from string options (``--option key=value``).
 
@@ -43,7 +48,7 @@ def make_method(name: str, options: dict[str, str] | None = None) -> Method:
     if name not in REGISTRY:
         raise ProblemSpecError(f"unknown method '{name}' (choose from {', '.join(REGISTRY)})")
     cls = REGISTRY[name]
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init and f.name != "round_stats"}
+    fields = option_fields(cls)
     kwargs = {}
     for key, raw in (options or {}).items():
         if key not in fields:

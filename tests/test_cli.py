@@ -296,6 +296,11 @@ def test_run_summary_claims_convergence_only_against_a_known_value(tmp_path):
     assert " none " in row and "/2" not in row  # no "converged k/2" claim
     known = run("table", out, "--best-known", -244.0)
     assert known.exit_code == 0 and "0/2" in known.stdout and "no known best value" not in known.stdout
+    # the default table fits 100 columns; --wide adds the time-to-bar columns
+    assert max(len(line) for line in known.stdout.splitlines()) <= 100, known.stdout
+    assert "CPU s to bar" not in known.stdout
+    wide = run("table", out, "--best-known", -244.0, "--wide")
+    assert wide.exit_code == 0 and "CPU s to bar" in wide.stdout and "0/2" in wide.stdout
 
 
 def test_result_files_get_the_umask_mode(tmp_path):
@@ -344,3 +349,10 @@ def test_ctrl_c_keeps_the_finished_starts_and_says_how_to_go_on(tmp_path, monkey
     resumed = run(*args, "--resume")
     assert resumed.exit_code == 0, resumed.output
     assert len(pd.read_parquet(next(out.rglob("*.starts.parquet")))) == 5
+
+
+def test_version():
+    from importlib.metadata import version
+
+    result = run("--version")
+    assert result.exit_code == 0 and result.stdout.strip() == f"pebench {version('pe_bench')}"

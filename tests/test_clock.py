@@ -148,7 +148,18 @@ def test_cli_cpu_budget(tmp_path):
     out = tmp_path / "runs"
     result = CliRunner().invoke(
         app,
-        ["run", "cortisol", "--method", "multistart", "--cpu-budget", "1.5", "--out", str(out), "--quiet"],
+        [
+            "run",
+            "cortisol",
+            "--method",
+            "multistart",
+            "--cpu-budget",
+            "1.5",
+            "--out",
+            str(out),
+            "--quiet",
+            "--wide",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "CPU s to bar" in result.stdout

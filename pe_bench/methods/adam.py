@@ -60,7 +60,8 @@ class Adam(Method):
         learning_rate: peak learning rate (on the estimation scale).
         schedule: "constant", "cosine" (cosine decay to 1 % over the budget) or
             "exponential" (x0.1 over the budget).
-        rel_tol, patience: per-start stopping rule (see module docstring).
+        rel_tol, patience: a start stops when its best nllh improved by less than
+            ``rel_tol`` (relative) over its last ``patience`` iterations.
         block: iterations per compiled block (the host sees results once per block).
         chunks: parallel chunks of starts (0: one per core on CPU, one on an accelerator).
         wave: starts per batch under a CPU budget without a number of starts (batches

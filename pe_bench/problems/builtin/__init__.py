@@ -1,0 +1,1 @@
+"""The problems shipped with pe_bench, one folder each (PEtab files)."""

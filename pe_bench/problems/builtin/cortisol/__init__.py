@@ -1,0 +1,1 @@
+"""The built-in cortisol problem (its PEtab files, and make_data.py that wrote its data)."""
