@@ -20,8 +20,16 @@ import sympy as sp
 
 from . import solvers
 from .errors import UnsupportedFeatureError
-from .model.codegen import SWITCH_KINDS, condition_atoms, extract_switches, jax_function, root_expression
+from .model.codegen import (
+    SWITCH_KINDS,
+    condition_atoms,
+    extract_switches,
+    jax_function,
+    reaction_rhs,
+    root_expression,
+)
 from .model.mathml import TIME
+from .model.sbml import ReactionForm
 from .options import (  # noqa: F401  (re-exported: simulate is where users look for them)
     FORWARD_MAX_PAR,
     STATUS_BAD_SIGMA,
@@ -49,15 +57,38 @@ class ModelFunctions:
 
 
 def jacobian_pattern(model) -> np.ndarray:
-    """Structural sparsity of d(rhs)/d(state): entry (i, j) if rhs_i involves state j."""
+    """Structural sparsity of d(rhs)/d(state): entry (i, j) if rhs_i involves state j.
+
+    From the reaction form where the right-hand side is generated from it (each rate's
+    symbols once, instead of those of every summed derivative).
+    """
     pos = {s: j for j, s in enumerate(model.state_symbols)}
     n = len(pos)
     pattern = np.zeros((n, n), dtype=bool)
-    for i, expr in enumerate(model.rhs):
-        for s in expr.free_symbols:
-            if s in pos:
-                pattern[i, pos[s]] = True
+    form = model.reaction_form if uses_reaction_form(model) else None
+    if form is None:
+        for i, expr in enumerate(model.rhs):
+            for s in expr.free_symbols:
+                if s in pos:
+                    pattern[i, pos[s]] = True
+        return pattern
+    rate_states = [[pos[s] for s in r.free_symbols if s in pos] for r in form.rates]
+    for i, r, c in form.terms:
+        pattern[i, rate_states[r]] = True
+        pattern[i, [pos[s] for s in c.free_symbols if s in pos]] = True
+    for i, b in enumerate(form.base):
+        pattern[i, [pos[s] for s in b.free_symbols if s in pos]] = True
     return pattern
+
+
+#: Models with more states than this generate their right-hand side from the reaction
+#: form (codegen.reaction_rhs); smaller ones as one expression per state, as before.
+REACTION_FORM_MIN_STATES = 64
+
+
+def uses_reaction_form(model) -> bool:
+    """Whether the right-hand side is generated from the model's reaction form."""
+    return model.reaction_form is not None and len(model.state_symbols) > REACTION_FORM_MIN_STATES
 
 
 def event_system(model, options: SolverOptions) -> solvers.EventSystem | None:
@@ -67,7 +98,19 @@ def event_system(model, options: SolverOptions) -> solvers.EventSystem | None:
     """
     args = [TIME, list(model.state_symbols), [model.symbol(p) for p in model.parameter_ids]]
     moving = {TIME, *model.state_symbols}
-    rhs_sw, switches, sw_symbols = extract_switches(model.rhs, moving)
+    form = model.reaction_form if uses_reaction_form(model) else None
+    if form is not None:  # the switches of the rates and coefficients, generated as the form
+        n_r, n_t = len(form.rates), len(form.terms)
+        exprs, switches, sw_symbols = extract_switches(
+            [*form.rates, *(c for _, _, c in form.terms), *form.base], moving
+        )
+        form = ReactionForm(
+            rates=exprs[:n_r],
+            terms=[(i, r, c) for (i, r, _), c in zip(form.terms, exprs[n_r : n_r + n_t], strict=True)],
+            base=exprs[n_r + n_t :],
+        )
+    else:
+        exprs, switches, sw_symbols = extract_switches(model.rhs, moving)
     events = model.events
     # The inequalities of the triggers are watched like the right-hand side's switches
     # (they do not enter the right-hand side).
@@ -113,11 +156,13 @@ def event_system(model, options: SolverOptions) -> solvers.EventSystem | None:
         for kind, e in switches
     ]
     sw_root = [root_expression(e) if kind == "condition" else e for kind, e in switches]
-    switched = (
-        jax_function([TIME, args[1], args[2], sw_symbols], rhs_sw, vectorize=True) if switches else None
-    )
-    if switched is not None and not any(e.free_symbols & set(sw_symbols) for e in rhs_sw):
-        switched = None  # only triggers' inequalities: the right-hand side has no switch
+    switched = None  # without a switch in the right-hand side (only triggers' inequalities)
+    if switches and any(e.free_symbols & set(sw_symbols) for e in exprs):
+        sw_args = [TIME, args[1], args[2], sw_symbols]
+        if form is not None:
+            switched = reaction_rhs(sw_args, n_x, form)
+        else:
+            switched = jax_function(sw_args, exprs, vectorize=True)
     has_delay = np.array([e.delay is not None for e in events], dtype=bool)
     return solvers.EventSystem(
         trigger=jax_function(args, [e.trigger for e in events]),
@@ -150,7 +195,10 @@ def model_functions(problem: Problem, options: SolverOptions | None = None) -> M
     m = problem.model
     xs = list(m.state_symbols)
     ps = [m.symbol(p) for p in m.parameter_ids]
-    rhs = jax_function([TIME, xs, ps], m.rhs, vectorize=True)
+    if uses_reaction_form(m):
+        rhs = reaction_rhs([TIME, xs, ps], len(xs), m.reaction_form)
+    else:
+        rhs = jax_function([TIME, xs, ps], m.rhs, vectorize=True)
     x0 = jax_function([ps], m.x0)
     obs, noise = [], []
     for o in problem.observables:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import jax
 import jax.numpy as jnp
 import jax.scipy.special as jsp
 import numpy as np
@@ -41,8 +42,7 @@ def jax_function(args: Sequence, exprs: Sequence[sp.Expr], vectorize: bool = Fal
         return empty
     if vectorize and len(exprs) > VECTORIZE_MIN:
         return _vectorized(list(args), exprs)
-    # dummify: SBML ids such as pi, inf or nan must not shadow the constants of that name.
-    raw = sp.lambdify(list(args), exprs, modules=[_EXTRA, "jax"], cse=True, docstring_limit=0, dummify=True)
+    raw = _lambdify(list(args), exprs, cse=True)
 
     def stacked(*values):
         out = raw(*values)
@@ -51,6 +51,66 @@ def jax_function(args: Sequence, exprs: Sequence[sp.Expr], vectorize: bool = Fal
         return jnp.stack([jnp.broadcast_to(o, shape) for o in out])
 
     return stacked
+
+
+def reaction_rhs(args: Sequence, n: int, form) -> Callable:
+    """``f(t, x, p) -> dx/dt`` from a :class:`~pe_bench.model.sbml.ReactionForm`.
+
+    The rates are one vector (vectorised by shape, :func:`_vectorized`: a mass-action
+    network has a few shapes whatever its size), each flux term multiplies its rate by its
+    coefficient (constants folded into an array), and a sorted segment sum adds the terms
+    into their states. Code size and tracing time then grow with the number of distinct
+    rate shapes, not with the number of reactions.
+    """
+    rates = jax_function(args, form.rates, vectorize=True)
+    states = np.array([t[0] for t in form.terms], dtype=np.int32)
+    which = np.array([t[1] for t in form.terms], dtype=np.int32)
+    order = np.argsort(states, kind="stable")
+    states, which = states[order], which[order]
+    coefficients = [form.terms[k][2] for k in order]
+    if all(c.is_number for c in coefficients):
+        constant = np.array([float(c) for c in coefficients], dtype=np.float64)
+        coefficient_fn = None
+    else:
+        constant, coefficient_fn = None, jax_function(args, coefficients, vectorize=True)
+    base_idx = np.array([i for i, b in enumerate(form.base) if b != 0], dtype=np.int32)
+    base_fn = jax_function(args, [form.base[i] for i in base_idx], vectorize=True) if len(base_idx) else None
+
+    def rhs(*values):
+        v = rates(*values)
+        c = jnp.asarray(constant) if coefficient_fn is None else coefficient_fn(*values)
+        flux = c * v[which]
+        out = jax.ops.segment_sum(flux, states, num_segments=n, indices_are_sorted=True)
+        if base_fn is not None:
+            out = out.at[base_idx].add(base_fn(*values))
+        return out
+
+    return rhs
+
+
+def _lambdify(args: list, exprs, cse: bool = False) -> Callable:
+    """Lambdify (sympy, JAX printer) with every argument symbol renamed first.
+
+    SBML ids such as pi, inf or nan must not shadow the constants of that name. lambdify's
+    own ``dummify=True`` ensures it by one substitution pass over all expressions per
+    argument symbol: quadratic for a model with hundreds of states. One ``xreplace`` with
+    the whole mapping to plain symbols ``_pe_arg<k>_`` (valid identifiers that no other
+    name uses) does the same in a single pass.
+    """
+    mapping: dict[sp.Basic, sp.Symbol] = {}
+
+    def rename(a):
+        if isinstance(a, list | tuple):
+            return [rename(b) for b in a]
+        mapping[a] = sp.Symbol(f"_pe_arg{len(mapping)}_", real=True)
+        return mapping[a]
+
+    new_args = [rename(a) for a in args]
+    if isinstance(exprs, list | tuple):
+        new_exprs = [sp.sympify(e).xreplace(mapping) for e in exprs]
+    else:
+        new_exprs = sp.sympify(exprs).xreplace(mapping)
+    return sp.lambdify(new_args, new_exprs, modules=[_EXTRA, "jax"], cse=cse, docstring_limit=0)
 
 
 #: Right-hand sides with more expressions than this are vectorised (jax_function).
@@ -117,9 +177,7 @@ def _vectorized(args: list, exprs: list[sp.Basic]) -> Callable:
             continue
         skel, leaves0 = members[0][2], members[0][1]
         placeholders = [sp.Symbol(f"__v{j}", real=True) for j in range(len(leaves0))]
-        fn = sp.lambdify(
-            [*scalars, *placeholders], skel, modules=[_EXTRA, "jax"], docstring_limit=0, dummify=True
-        )
+        fn = _lambdify([*scalars, *placeholders], skel)
         feeds = []
         for j, leaf in enumerate(leaves0):
             if leaf[0] == "num":

@@ -71,6 +71,28 @@ class Event:
 
 
 @dataclass(frozen=True)
+class ReactionForm:
+    """The right-hand side as ``base + N v``: reaction rates and the terms that move species.
+
+    ``rhs[i] = base[i] + sum(coefficient * rates[r] for (i, r, coefficient) in terms)``,
+    the same expressions as :attr:`SymbolicModel.rhs` before they are summed, so that a
+    large network can be generated as a vector of rates (grouped by shape, a few array
+    operations) and a sparse sum instead of one large expression per state.
+
+    Attributes:
+        rates: the reaction rates, in terms of states, parameters and ``TIME``.
+        terms: ``(state index, rate index, coefficient)``: the coefficient (sign x
+            stoichiometry x conversion factor / compartment size where the state is a
+            concentration) multiplies the rate in that state's derivative.
+        base: per state, what its derivative has besides reaction fluxes (a rate rule; 0).
+    """
+
+    rates: list[sp.Expr]
+    terms: list[tuple[int, int, sp.Expr]]
+    base: list[sp.Expr]
+
+
+@dataclass(frozen=True)
 class SymbolicModel:
     """An SBML model as sympy expressions.
 
@@ -98,6 +120,8 @@ class SymbolicModel:
             expression is in its own units (concentration unless hasOnlySubstanceUnits).
         species_compartment: the compartment of each species.
         species_amount_units: ``hasOnlySubstanceUnits`` of each species.
+        reaction_form: the right-hand side as rates and flux terms (None where a term
+            needs rateOf, which only the summed form resolves).
     """
 
     source: str
@@ -117,6 +141,7 @@ class SymbolicModel:
     species_compartment: dict[str, str]
     species_amount_units: dict[str, bool]
     symbols: dict[str, sp.Symbol] = field(repr=False)
+    reaction_form: ReactionForm | None = field(default=None, repr=False)
 
     def symbol(self, sid: str) -> sp.Symbol:
         """The sympy symbol of an SBML id (created on first use)."""
@@ -405,6 +430,8 @@ class _Builder:
                 flux_scale[sid] = divisor
 
         # Reactions: rates are derived quantities; fluxes move species.
+        base = dict(self.rhs)  # what each derivative has besides fluxes (rate rules)
+        terms: list[tuple[str, str, sp.Basic]] = []
         for rx in self.reactions:
             rid = rx.getId()
             flux = self.math(rx.getKineticLaw(), rid) if rx.isSetKineticLaw() else None
@@ -417,11 +444,15 @@ class _Builder:
                     sid = ref.getSpecies()
                     if sid not in flux_scale:
                         continue
-                    change = sign * self._stoichiometry(ref, rid) * self.sym(rid) * self._conversion(sid)
+                    coefficient = (
+                        sign * self._stoichiometry(ref, rid) * self._conversion(sid) / flux_scale[sid]
+                    )
                     name = self.species_state[sid]
-                    self.rhs[name] = self.rhs[name] + change / flux_scale[sid]
+                    self.rhs[name] = self.rhs[name] + coefficient * self.sym(rid)
+                    terms.append((name, rid, coefficient))
 
         self._resolve()
+        reaction_form = self._reaction_form(base, terms)
         events = self._events()
         expressions = {}
         for sid in [*self.compartments, *self.parameters, *self.species_refs, *self.species]:
@@ -446,6 +477,7 @@ class _Builder:
             species_compartment={sid: s.getCompartment() for sid, s in self.species.items()},
             species_amount_units={sid: s.getHasOnlySubstanceUnits() for sid, s in self.species.items()},
             symbols=self.symbols,
+            reaction_form=reaction_form,
         )
 
     def _collect(self) -> None:
@@ -542,6 +574,22 @@ class _Builder:
                 free = sorted(s.name for s in expr.free_symbols if s.name in candidates)
                 what = f"it could determine {', '.join(free)}" if free else "it determines no free variable"
                 raise self.unsupported(f"algebraic rule '{name}' that cannot be made explicit ({what})")
+
+    def _reaction_form(self, base: dict[str, sp.Basic], terms: list[tuple[str, str, sp.Basic]]):
+        """The resolved right-hand side as rates and flux terms (:class:`ReactionForm`)."""
+        index = {s.name: i for i, s in enumerate(self.state_syms)}
+        rids = [rx.getId() for rx in self.reactions]
+        rate_index = {rid: r for r, rid in enumerate(rids)}
+        parts = [self._dyn(base[s.name]) for s in self.state_syms]
+        coefficients = [self._dyn(c) for _, _, c in terms]
+        rates = [self.dynamic[rid] for rid in rids]
+        if any(e.has(RateOf) for e in (*parts, *coefficients, *rates)):
+            return None
+        return ReactionForm(
+            rates=rates,
+            terms=[(index[n], rate_index[r], c) for (n, r, _), c in zip(terms, coefficients, strict=True)],
+            base=parts,
+        )
 
     def _add_state(self, sid: str, symbol: sp.Symbol, x0: sp.Basic, rhs: sp.Basic) -> None:
         self.symbols[symbol.name] = symbol
