@@ -18,7 +18,7 @@ SUITE_FLAGS ?= --workers 2
 .DEFAULT_GOAL := help
 .PHONY: help install run test test-fast lint format gradient-check bench-objective reference-llh \
         docs docs-serve bench bench-ci baseline plots scoreboard peers field field-plots field-long-suite field-long field-compare \
-        sbml-suite bench-large bench-linsolve bench-batch coverage
+        sbml-suite bench-large bench-linsolve bench-batch coverage hierarchical
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -104,6 +104,10 @@ field-compare: $(STAMP) ## pe_bench beside the field (benchmarks/field_compare.p
 
 field-plots: $(STAMP) ## plots of the runs beside the field (one PNG per problem, overview.png) into docs/img/field
 	$(BIN)/pebench plot $(FIELD_OUT) --suite benchmarks/field.toml --out docs/img/field
+
+hierarchical: $(STAMP) ## multistart and cVAE with --hierarchical under field.toml's budget and bars (benchmarks/hierarchical.toml) into results/bench/hierarchical, then the comparison with the plain runs of results/bench/field
+	$(BIN)/pebench bench benchmarks/hierarchical.toml --out results/bench/hierarchical --resume $(BENCH_FLAGS)
+	$(BIN)/python benchmarks/hierarchical_compare.py
 
 coverage: $(STAMP) ## load every problem (shared, built-in, BioPreDyn), nominal llh vs references: the coverage table of docs/figures.md
 	$(BIN)/python benchmarks/coverage.py --readme docs/figures.md
